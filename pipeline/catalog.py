@@ -1,0 +1,85 @@
+"""The SQL catalog: DuckDB views over the workspace and the published shards.
+
+Views: `records` (every ingested record with every stage's columns and its decision), `decisions`,
+`quarantine`, `shards` (the rows of the published shards), `shard_files` (one row per shard from the
+manifest), and the optional stage views (`clusters`, `labels`, `annotators`, ...) when their files exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from pipeline import relations
+from pipeline.workspace import DECISIONS, EXACT, INGEST, QUARANTINE, RULES, Workspace, read_json
+from schemas import columns as C
+from schemas.record import DECISION_SCHEMA, EXACT_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
+
+# Optional views: name -> workspace file (global step) written by later stages.
+OPTIONAL_VIEWS = {
+    "labels": "labels.parquet",
+    "annotations": "annotations.parquet",
+    "annotators": "annotators.parquet",
+}
+
+
+class CatalogError(ValueError):
+    """The workspace is missing or has nothing to query."""
+
+
+def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the catalog views of a workspace."""
+    ws = Workspace(workspace)
+    if not ws.root.exists():
+        raise CatalogError(f"{ws.root}: no such workspace (run `curate ingest` or `curate run` first)")
+    con = relations.connect()
+    scan = relations.parquet_scan
+    con.execute(f"CREATE VIEW quarantine AS SELECT * FROM {scan(ws.stage_files(QUARANTINE), QUARANTINE_SCHEMA)}")
+    dec_path = ws.global_path(DECISIONS)
+    dec = scan([dec_path] if dec_path.exists() else [], DECISION_SCHEMA)
+    con.execute(f"CREATE VIEW decisions AS SELECT * FROM {dec}")
+    joins, cols = [], []
+    for stage, schema in ((EXACT, EXACT_SCHEMA), (RULES, None)):
+        files = ws.stage_files(stage)
+        if files:
+            alias = f"s_{stage}"
+            joins.append(f"LEFT JOIN {scan(files)} {alias} USING ({C.ID})")
+            cols.append(f"{alias}.* EXCLUDE ({C.ID})")
+    cols.append(f"d.* EXCLUDE ({C.ID}, {C.SOURCE}, {C.MODALITY})")
+    con.execute(
+        f"""CREATE VIEW records AS SELECT i.*, {", ".join(cols)}
+            FROM {scan(ws.stage_files(INGEST), RECORD_SCHEMA)} i {" ".join(joins)}
+            LEFT JOIN decisions d USING ({C.ID})"""
+    )
+    _shard_views(con, ws)
+    for view, fname in OPTIONAL_VIEWS.items():
+        if (ws.root / fname).exists():
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {scan([ws.root / fname])}")
+    return con
+
+
+def _shard_views(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+    shards: list[dict] = read_json(ws.manifest_path)["shards"] if ws.manifest_path.exists() else []
+    files = [str(ws.root / s["path"]) for s in shards if (ws.root / s["path"]).exists()]
+    if files:
+        con.register("shards_dataset", pads.dataset(files, format="arrow"))
+        con.execute("CREATE VIEW shards AS SELECT * FROM shards_dataset")
+    else:
+        con.register("shards_dataset", RECORD_SCHEMA.empty_table())
+        con.execute("CREATE VIEW shards AS SELECT * FROM shards_dataset")
+    table = pa.Table.from_pylist(shards, schema=pa.schema(
+        [("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64()), ("sha256", pa.string())]))
+    con.register("shard_files_table", table)
+    con.execute("CREATE VIEW shard_files AS SELECT * FROM shard_files_table")
+
+
+def query(workspace: str | Path, sql: str) -> pa.Table:
+    """Run one SQL statement against the catalog and return the result as Arrow."""
+    con = connect(workspace)
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()

@@ -1,0 +1,343 @@
+"""The `curate` command line. Imports lazily: `curate sql` never imports torch or Prefect."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from schemas.config import CurateConfig
+
+app = typer.Typer(
+    name="curate",
+    help="Curate multimodal training data: ingest, deduplicate, score, label and publish Arrow shards "
+    "with a DuckDB catalog. Every dropped record keeps its reason, queryable with `curate sql`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console(stderr=True)
+out = Console()
+
+WorkspaceOpt = Annotated[
+    Optional[Path],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option("--workspace", "-w", help="Workspace folder (default: `workspace` from the config, or ./workspace)."),
+]
+ConfigOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--config", "-c", help="curate.toml to use (default: ./curate.toml if present, else the "
+                 "config saved in the workspace by the last `curate run`, else built-in defaults)."),
+]
+
+
+def fail(message: str) -> None:
+    """Print a one-line cause and exit non-zero."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def resolve(config: Path | None, workspace: Path | None) -> tuple[CurateConfig, Path]:
+    """The config and workspace a command works on (explicit flags win)."""
+    from schemas.config import ConfigError, CurateConfig, load_config, parse_config
+
+    try:
+        if config is not None:
+            cfg = load_config(config)
+        elif Path("curate.toml").exists():
+            cfg = load_config("curate.toml")
+        elif workspace is not None and (workspace / "config.json").exists():
+            import json
+
+            cfg = parse_config(json.loads((workspace / "config.json").read_text()), str(workspace / "config.json"))
+        else:
+            cfg = CurateConfig()
+    except ConfigError as exc:
+        fail(str(exc))
+    ws = (workspace or Path(cfg.workspace)).resolve()
+    cfg.workspace = str(ws)
+    return cfg, ws
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample and its curate.toml into.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same bytes.")] = 7,
+) -> None:
+    """Write a small, deterministic, deliberately messy multimodal sample (texts, images, records)."""
+    from pipeline.sample import write_sample
+
+    counts = write_sample(out_dir, seed)
+    console.print(f"wrote sample to [bold]{out_dir}[/]: {counts['text_rows']} text rows, {counts['images']} "
+                  f"images, {counts['records']} record rows (some deliberately broken), and curate.toml")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, globs or image folders to ingest.")],
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    format: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="jsonl, csv, tsv, parquet, images or webdataset (default: from the file name).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Source name (default: the file's stem).")] = None,  # noqa: UP045
+    modality: Annotated[Optional[str], typer.Option(help="text, image or record (default: by format).")] = None,  # noqa: UP045
+    text_field: Annotated[str, typer.Option(help="Field holding the text (or an image's caption).")] = "text",
+    id_field: Annotated[str, typer.Option(help="Field holding a stable id (rows without it use file:row).")] = "id",
+    captions: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Images: captions file (CSV/JSONL with file,caption) or COCO captions JSON.")] = None,
+) -> None:
+    """Read inputs into the workspace; bad rows go to the `quarantine` table with file, line and reason."""
+    from pydantic import ValidationError
+
+    from pipeline.ingest import IngestError, expand_source, ingest_input
+    from pipeline.workspace import Workspace
+    from schemas.config import SourceConfig
+
+    cfg, root = resolve(config, workspace)
+    ws = Workspace(root)
+    try:
+        inputs = [i for p in paths for i in expand_source(SourceConfig(
+            path=str(Path(p).resolve()) if not any(c in p for c in "*?[") else p, name=name, format=format,
+            modality=modality, text_field=text_field, id_field=id_field,
+            captions=str(captions) if captions else None))]
+    except (IngestError, ValidationError) as exc:
+        fail(str(exc).splitlines()[0] if isinstance(exc, IngestError) else str(exc))
+    total_r = total_q = 0
+    for inp in _progress(inputs, "ingesting"):
+        r = ingest_input(inp, cfg.ingest, ws)
+        total_r, total_q = total_r + r.records, total_q + r.quarantined
+        state = "skipped (unchanged)" if r.skipped else f"{len(r.parts)} part(s)"
+        console.print(f"{inp.path}: {r.records} records, {r.quarantined} quarantined, {state}", highlight=False)
+    console.print(f"[bold]{total_r}[/] records, [bold]{total_q}[/] quarantined in {ws.root}")
+
+
+def _progress(items: list, label: str):  # type: ignore[no-untyped-def]
+    from rich.progress import track
+
+    return track(items, description=label, console=console, transient=True) if len(items) > 1 else items
+
+
+def _run_map(stage: str, cfg: CurateConfig, root: Path) -> int:
+    from pipeline.stages import STAGES, run_stage_on_part
+    from pipeline.workspace import Workspace
+
+    ws = Workspace(root)
+    parts = ws.parts()
+    if not parts:
+        fail(f"{root}: nothing ingested yet (run `curate ingest PATH --workspace {root}` first)")
+    return sum(run_stage_on_part(STAGES[stage], ws, p, cfg) for p in _progress(parts, stage))
+
+
+@app.command()
+def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
+    """Exact dedup: content_hash per record, groups across the workspace, decisions updated."""
+    from pipeline.decide import decide
+    from pipeline.workspace import EXACT, Workspace
+
+    cfg, root = resolve(config, workspace)
+    done = _run_map(EXACT, cfg, root)
+    table = decide(Workspace(root))
+    dups = sum(1 for r in table.column("reason").to_pylist() if r == "exact_dup")
+    console.print(f"hashed {done} part(s); {dups} exact duplicates marked (decisions updated)")
+
+
+@app.command()
+def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
+    """Heuristic quality rules: one rule_<name> score column each, the first failure as the reason."""
+    from pipeline.decide import decide
+    from pipeline.workspace import RULES, Workspace
+
+    cfg, root = resolve(config, workspace)
+    done = _run_map(RULES, cfg, root)
+    decide(Workspace(root))
+    console.print(f"scored {done} part(s) (decisions updated)")
+
+
+@app.command()
+def publish(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
+    """Apply the decisions: write kept records as Arrow shards and manifest.json."""
+    from pipeline.decide import decide
+    from pipeline.publish import publish as do_publish
+    from pipeline.workspace import Workspace
+
+    cfg, root = resolve(config, workspace)
+    ws = Workspace(root)
+    if not ws.parts():
+        fail(f"{root}: nothing ingested yet")
+    decide(ws)
+    _summary(do_publish(ws, cfg).manifest, root)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over the views records, decisions, quarantine, shards, "
+                                               "shard_files (and labels, annotators when present).")],
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json (JSON lines).")] = "table",
+    limit: Annotated[int, typer.Option(help="Rows shown in table format (csv/json print all).")] = 50,
+) -> None:
+    """Query the workspace and the published shards with DuckDB SQL."""
+    import duckdb
+
+    from pipeline.catalog import CatalogError, connect
+
+    if format not in ("table", "csv", "json"):
+        fail(f"--format must be table, csv or json, not {format!r}")
+    _, root = resolve(config, workspace)
+    try:
+        con = connect(root)
+        rel = con.sql(query)
+    except (CatalogError, duckdb.Error) as exc:
+        fail(str(exc).splitlines()[0] if isinstance(exc, CatalogError) else str(exc))
+    if rel is None:
+        return
+    table = rel.to_arrow_table()
+    _print_table(table, format, limit)
+
+
+def _print_table(table, format: str, limit: int) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import pyarrow.csv as pacsv
+
+    if format == "csv":
+        pacsv.write_csv(table, sys.stdout.buffer)
+        return
+    rows = table.to_pylist()
+    if format == "json":
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=lambda v: v.hex() if isinstance(v, bytes) else str(v),
+                                        ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+
+    t = Table(show_lines=False)
+    for name in table.column_names:
+        t.add_column(name, overflow="fold", max_width=60)
+    for r in rows[:limit]:
+        t.add_row(*[_cell(v) for v in r.values()])
+    out.print(t)
+    if len(rows) > limit:
+        console.print(f"({len(rows)} rows, {limit} shown; --limit or --format csv for all)")
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "∅"
+    if isinstance(v, bytes):
+        return f"<{len(v)} bytes>"
+    s = str(v)
+    return s if len(s) <= 200 else s[:197] + "..."
+
+
+def _summary(manifest: dict, root: Path) -> None:
+    from rich.table import Table
+
+    c = manifest["counts"]
+    t = Table(title="curation summary")
+    t.add_column("outcome")
+    t.add_column("reason")
+    t.add_column("records", justify="right")
+    t.add_row("ingested", "", str(c["ingested"]))
+    t.add_row("[green]kept[/]", "", str(c["kept"]))
+    for reason, n in sorted(c["by_reason"].items(), key=lambda kv: -kv[1]):
+        t.add_row("[yellow]dropped[/]", reason, str(n))
+    for reason, n in sorted(c["quarantine_by_reason"].items(), key=lambda kv: -kv[1]):
+        t.add_row("[red]quarantined[/]", reason, str(n))
+    if c.get("label"):
+        t.add_row("to label", "", str(c["label"]))
+    out.print(t)
+    out.print(f"shards: [bold]{root / 'shards'}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
+              f"manifest: {root / 'manifest.json'}")
+    out.print("try: [bold]curate sql --workspace "
+              f"{_quote(root)} \"SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC\"[/]")
+
+
+def _quote(p: Path) -> str:
+    s = str(p)
+    return f"'{s}'" if " " in s else s
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="curate.toml describing sources and stages.")] = Path(
+        "curate.toml"),
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Run the whole curation flow (Prefect, embedded API: no server needed)."""
+    cfg, root = resolve(config, workspace)
+    if not cfg.sources:
+        fail(f"{config}: no [[sources]] to read")
+    _summary(_flow(cfg), root)
+
+
+def _flow(cfg: CurateConfig) -> dict:
+    from pipeline.ingest import IngestError
+
+    console.print("[dim]starting the Prefect flow (embedded API; the first run sets up its database)...[/]")
+    from flows.curate import run_curate
+
+    try:
+        return run_curate(cfg)
+    except IngestError as exc:
+        fail(str(exc))
+        raise
+
+
+@app.command()
+def demo(
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Workspace for the demo run.")] = Path(
+        "workspace"),
+    sample_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Where to write the sample (default: <workspace>/sample).")] = None,
+) -> None:
+    """`curate sample` + `curate run` on it: the whole pipeline on embedded data, no server needed."""
+    from pipeline.sample import write_sample
+    from schemas.config import load_config
+
+    root = workspace.resolve()
+    sdir = (sample_dir or root / "sample").resolve()
+    write_sample(sdir)
+    cfg = load_config(sdir / "curate.toml")
+    cfg.workspace = str(root)
+    console.print(f"sample written to {sdir}")
+    _summary(_flow(cfg), root)
+
+
+# Commands of the other rooms, mounted when their modules are present.
+SUBAPPS = [
+    ("quality.cli", "app", "quality", "Embedding quality classifiers: train and score."),
+    ("quality.cli", "models_app", "models", "Models: distil the static embedding tier."),
+    ("labeling.cli", "labelstudio_app", "labelstudio", "Run a local Label Studio server for annotators."),
+    ("labeling.cli", "label_app", "label", "Human labelling: push queues, pull labels, simulate."),
+]
+COMMANDS = [("pipeline.dedup_cli", "dedup")]
+
+
+def _mount() -> None:
+    for module, attr, name, help_text in SUBAPPS:
+        if importlib.util.find_spec(module) is not None:
+            mod = importlib.import_module(module)
+            if hasattr(mod, attr):
+                app.add_typer(getattr(mod, attr), name=name, help=help_text)
+    for module, attr in COMMANDS:
+        if importlib.util.find_spec(module) is not None:
+            mod = importlib.import_module(module)
+            if hasattr(mod, attr):
+                app.command(name=attr)(getattr(mod, attr))
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    _mount()
+    app()
+
+
+if __name__ == "__main__":
+    main()

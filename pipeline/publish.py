@@ -1,0 +1,188 @@
+"""Publish: apply the decisions, write kept records as Arrow IPC shards and a manifest.
+
+Shards are byte-identical for the same inputs and config: rows are ordered by id, batches have a fixed
+size, and nothing time-dependent is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+import xxhash
+
+from pipeline import relations
+from pipeline.ingest import ingested_inputs
+from pipeline.stages import remove_orphans
+from pipeline.workspace import (DECISIONS, EXACT, INGEST, QUARANTINE, RULES, Workspace, atomic_path, read_json,
+                                write_json)
+from quality.rules import RULE_COLUMNS
+from schemas import columns as C
+from schemas.config import CurateConfig, config_hash
+from schemas.record import QUARANTINE_SCHEMA, RECORD_SCHEMA
+
+MANIFEST_FORMAT = "curate-manifest/1"
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when run from a checkout."""
+    version = metadata.version("curate")
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{version}+g{sha}" if sha else version
+
+
+def published_schema() -> pa.Schema:
+    """Columns of a published shard: the record, its content hash and its rule scores."""
+    extra = [pa.field(C.CONTENT_HASH, pa.string())] + [pa.field(c, pa.float64()) for c in RULE_COLUMNS]
+    return pa.schema(list(RECORD_SCHEMA) + extra)
+
+
+def _fingerprint(ws: Workspace, cfg: CurateConfig) -> str:
+    h = xxhash.xxh3_128()
+    h.update(config_hash(cfg.publish).encode())
+    h.update(ws.global_path(DECISIONS).read_bytes())
+    for stage in (INGEST, EXACT, RULES):
+        for f in ws.stage_files(stage):
+            h.update(f"{stage}/{f.name}:{f.stat().st_size}".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class PublishResult:
+    manifest: dict
+    skipped: bool
+
+
+def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
+    """Write `<ws>/shards/<split>-NNNNN.arrow` and `<ws>/manifest.json`; skipped when nothing changed."""
+    fingerprint = _fingerprint(ws, cfg)
+    if ws.manifest_path.exists():
+        old = read_json(ws.manifest_path)
+        if old.get("fingerprint") == fingerprint and all(
+            (ws.root / s["path"]).exists() and (ws.root / s["path"]).stat().st_size == s["bytes"]
+            for s in old["shards"]
+        ):
+            return PublishResult(old, True)
+    for stage in (EXACT, RULES):
+        remove_orphans(ws, stage)
+    schema = published_schema()
+    con = relations.connect()
+    ingest = relations.parquet_scan(ws.stage_files(INGEST), RECORD_SCHEMA)
+    exact = relations.parquet_scan(ws.stage_files(EXACT))
+    rules = relations.parquet_scan(ws.stage_files(RULES))
+    decisions = relations.parquet_scan([ws.global_path(DECISIONS)])
+    rule_cols = ", ".join(f"r.{c}" for c in RULE_COLUMNS) if ws.stage_files(RULES) else ", ".join(
+        f"NULL::DOUBLE AS {c}" for c in RULE_COLUMNS)
+    rules_join = f"LEFT JOIN {rules} r USING ({C.ID})" if ws.stage_files(RULES) else ""
+    exact_col = f"x.{C.CONTENT_HASH}" if ws.stage_files(EXACT) else f"NULL::VARCHAR AS {C.CONTENT_HASH}"
+    exact_join = f"LEFT JOIN {exact} x USING ({C.ID})" if ws.stage_files(EXACT) else ""
+    rel = con.sql(
+        f"""
+        SELECT {", ".join("i." + f.name for f in RECORD_SCHEMA)}, {exact_col}, {rule_cols}
+        FROM {ingest} i JOIN {decisions} d USING ({C.ID}) {exact_join} {rules_join}
+        WHERE d.{C.DECISION} = '{C.KEEP}'
+        ORDER BY i.{C.ID}
+        """
+    )
+    shards = _write_shards(rel.fetch_record_batch(cfg.publish.batch_rows), schema, ws, cfg)
+    manifest = _manifest(ws, cfg, con, decisions, schema, shards, fingerprint)
+    write_json(manifest, ws.manifest_path)
+    return PublishResult(manifest, False)
+
+
+def _write_shards(reader: pa.RecordBatchReader, schema: pa.Schema, ws: Workspace,
+                  cfg: CurateConfig) -> list[dict]:
+    p = cfg.publish
+    ws.shards_dir.mkdir(parents=True, exist_ok=True)
+    shards: list[dict] = []
+    pending: list[pa.RecordBatch] = []
+    rows = size = 0
+
+    def flush() -> None:
+        nonlocal pending, rows, size
+        table = pa.Table.from_batches(pending, schema=schema)
+        name = f"{p.split}-{len(shards):05d}.arrow"
+        final = ws.shards_dir / name
+        with atomic_path(final) as tmp:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                writer.write_table(table, max_chunksize=p.batch_rows)
+        shards.append({"path": f"shards/{name}", "rows": table.num_rows, "bytes": final.stat().st_size,
+                       "sha256": _sha256(final)})
+        pending, rows, size = [], 0, 0
+
+    for batch in reader:
+        batch = pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0] \
+            if batch.num_rows else None
+        while batch is not None and batch.num_rows:
+            room = p.shard_rows - rows
+            if size and size + batch.nbytes > p.shard_bytes:
+                flush()
+                continue
+            head, batch = batch.slice(0, room), batch.slice(room) if batch.num_rows > room else None
+            pending.append(head)
+            rows += head.num_rows
+            size += head.nbytes
+            if rows >= p.shard_rows:
+                flush()
+    if pending or not shards:
+        flush()
+    keep = {s["path"].split("/")[-1] for s in shards}
+    for old in ws.shards_dir.glob(f"{p.split}-*.arrow"):  # shards of an earlier, larger publish
+        if old.name not in keep:
+            old.unlink()
+    return shards
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest(ws: Workspace, cfg: CurateConfig, con, decisions: str, schema: pa.Schema,
+              shards: list[dict], fingerprint: str) -> dict:
+    by_decision = dict(con.sql(f"SELECT {C.DECISION}, count(*) FROM {decisions} GROUP BY 1 ORDER BY 1").fetchall())
+    by_reason = dict(con.sql(
+        f"SELECT {C.REASON}, count(*) FROM {decisions} WHERE {C.REASON} IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall())
+    quarantine = relations.parquet_scan(ws.stage_files(QUARANTINE), QUARANTINE_SCHEMA)
+    q_by_reason = dict(con.sql(
+        f"SELECT split_part({C.Q_REASON}, ':', 1), count(*) FROM {quarantine} GROUP BY 1 ORDER BY 1"
+    ).fetchall())
+    n_quarantined = sum(q_by_reason.values())
+    sources = [
+        {k: m[k] for k in ("input", "source", "format", "modality", "records", "quarantined")}
+        | {"size": m["fingerprint"]["size"]}
+        for m in ingested_inputs(ws)
+    ]
+    return {
+        "format": MANIFEST_FORMAT,
+        "split": cfg.publish.split,
+        "code_version": code_version(),
+        "config_hash": config_hash(cfg.model_dump(mode="json", exclude={"workspace"})),
+        "fingerprint": fingerprint,
+        "counts": {
+            "ingested": sum(by_decision.values()) + n_quarantined,
+            "records": sum(by_decision.values()),
+            "kept": by_decision.get(C.KEEP, 0),
+            "dropped": by_decision.get(C.DROP, 0),
+            "label": by_decision.get(C.LABEL, 0),
+            "quarantined": n_quarantined,
+            "by_reason": by_reason,
+            "quarantine_by_reason": q_by_reason,
+        },
+        "rows": sum(s["rows"] for s in shards),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "shards": shards,
+        "sources": sources,
+    }

@@ -1,0 +1,46 @@
+"""DuckDB relations over workspace files (lazy scans; an absent stage reads as an empty relation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB connection with settings that keep results deterministic."""
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def sql_str(value: str | Path) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def parquet_scan(files: list[Path], empty_schema: pa.Schema | None = None) -> str:
+    """SQL for a scan over parquet files; with no files, an empty relation of `empty_schema`."""
+    if files:
+        return "read_parquet([" + ", ".join(sql_str(f) for f in files) + "], union_by_name = true)"
+    if empty_schema is None:
+        return "(SELECT NULL::VARCHAR AS id WHERE false)"
+    cols = ", ".join(f"NULL::{_duck_type(f.type)} AS \"{f.name}\"" for f in empty_schema)
+    return f"(SELECT {cols} WHERE false)"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "VARCHAR"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BLOB"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    return "VARCHAR"

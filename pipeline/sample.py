@@ -1,0 +1,196 @@
+"""`curate sample`: a small, deterministic, deliberately messy multimodal sample for demos and tests.
+
+Text records with exact and near duplicates, empty and junk texts and broken rows; images generated with
+Pillow, with re-encoded, resized and byte-identical copies, a blank, a tiny, a thin and an undecodable one;
+structured records with near-duplicate rows, mostly-empty rows and a ragged row. Same bytes on every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+SUBJECTS = ["The city council", "A small bakery", "Our research team", "The local library", "A young engineer",
+            "The hospital board", "The football club", "A group of students", "The river authority",
+            "An independent bookshop", "The museum", "A family farm", "The transit agency", "The school choir"]
+VERBS = ["announced", "opened", "published", "tested", "repaired", "celebrated", "reviewed", "expanded",
+         "cancelled", "designed", "measured", "funded"]
+OBJECTS = ["a new reading room for the neighbourhood", "the results of a two-year study on soil health",
+           "a plan to replace the old bridge", "a weekend market with produce from nearby villages",
+           "an exhibition of maps drawn by hand", "the bus timetable for the winter months",
+           "a programme that teaches adults to code", "the roof of the east wing",
+           "a scholarship for students of music", "a solar array on the sports hall",
+           "a survey of nesting birds along the coast", "the recipe that made it famous"]
+TAILS = ["after months of careful planning.", "with help from volunteers.", "and the response was warm.",
+         "despite the heavy rain that week.", "to the surprise of many residents.", "on Tuesday morning.",
+         "and invited everyone to take part.", "because the old one had worn out.",
+         "with a budget smaller than last year.", "and said more news would follow soon."]
+BOILERPLATE = "\nSubscribe to our newsletter. Cookies help us deliver our services. All rights reserved."
+
+CITIES = ["Springfield", "Riverton", "Lakeside", "Hillview", "Brookfield", "Fairmont"]
+STREETS = ["Main", "Oak", "Maple", "Cedar", "Elm", "Park", "Lake", "Hill"]
+KINDS = ["bakery", "pharmacy", "bookshop", "garage", "cafe", "florist", "dentist", "hardware"]
+NAMES = ["Sunrise", "Golden", "Corner", "Harbor", "Blue Door", "Green Leaf", "Old Mill", "Northside",
+         "Riverside", "Maple Tree", "Silver", "Hilltop"]
+
+
+def _doc(rng: random.Random) -> str:
+    sentences = [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(TAILS)}"
+                 for _ in range(rng.randint(4, 8))]
+    paragraphs, cut = [], rng.randint(2, len(sentences) - 1)
+    paragraphs.append(" ".join(sentences[:cut]))
+    paragraphs.append(" ".join(sentences[cut:]))
+    return "\n\n".join(paragraphs)
+
+
+def _typos(text: str, rng: random.Random, n: int = 3) -> str:
+    chars = list(text)
+    for _ in range(n):
+        i = rng.randrange(1, len(chars) - 2)
+        if chars[i].isalpha() and chars[i + 1].isalpha():
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+    return "".join(chars)
+
+
+def write_texts(path: Path, rng: random.Random) -> dict[str, int]:
+    """texts.jsonl with clean docs, duplicates, junk and broken lines; returns what it planted."""
+    lines: list[bytes] = []
+    docs = [_doc(rng) for _ in range(120)]
+    n = 0
+
+    def add(text: object, **extra: object) -> None:
+        nonlocal n
+        n += 1
+        obj = {"id": f"doc-{n:04d}", "text": text, "url": f"https://example.org/news/{n}"} | extra
+        lines.append(json.dumps(obj, ensure_ascii=False).encode())
+
+    for d in docs:
+        add(d)
+    for d in docs[:6]:  # exact duplicates (one with extra whitespace, which exact dedup folds)
+        add(d)
+    add("  " + docs[6].replace(" ", "  ") + "\n")
+    for i, d in enumerate(docs[10:22]):  # near duplicates: typos, boilerplate, truncation
+        edits = [_typos(d, rng), d + BOILERPLATE, d[: int(len(d) * 0.85)]]
+        add(edits[i % 3], variant="near_dup")
+    for junk in ["", "", "   ", "Home | About | Contact | Login | Cart",
+                 "$$$ 100% FREE !!! 5555 0101 2222 ### ### ### CLICK ###",
+                 "\n".join(["Buy now"] * 12),
+                 "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"]:
+        add(junk, variant="junk")
+    lines.append(b'{"id": "doc-broken-1", "text": "This line was cut off in the mid')  # truncated JSON
+    lines.append(b'{"id": "doc-broken-2", "text": "caf\xe9 au lait, encoded as latin-1"}')  # not UTF-8
+    lines.append(b'{"id": "doc-broken-3", "body": "the text field is missing"}')
+    lines.append(b'{"id": "doc-broken-4", "text": 12345}')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return {"text_rows": n + 4, "text_broken": 4}
+
+
+def _image(rng: random.Random, size: int = 96) -> Image.Image:
+    img = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(img)
+    c1 = [rng.randrange(256) for _ in range(3)]
+    c2 = [rng.randrange(256) for _ in range(3)]
+    for y in range(size):
+        t = y / (size - 1)
+        draw.line([(0, y), (size, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(c1, c2, strict=True)))
+    for _ in range(rng.randint(2, 5)):
+        x0, y0 = rng.randrange(size - 20), rng.randrange(size - 20)
+        x1, y1 = x0 + rng.randint(10, 40), y0 + rng.randint(10, 40)
+        shape = rng.choice([draw.ellipse, draw.rectangle])
+        shape([x0, y0, x1, y1], fill=tuple(rng.randrange(256) for _ in range(3)))
+    return img
+
+
+def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def write_images(folder: Path, rng: random.Random) -> dict[str, int]:
+    """images/ with originals and planted variants, and captions.csv; returns what it planted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    captions: list[tuple[str, str]] = []
+    originals = []
+    for i in range(24):
+        img = _image(rng)
+        originals.append(img)
+        name = f"img-{i:03d}.png"
+        (folder / name).write_bytes(_encode(img, "PNG"))
+        captions.append((name, f"A picture with {rng.choice(['round', 'square', 'bright', 'dark'])} shapes"))
+    for i in range(4):  # re-encoded copies
+        (folder / f"img-{i:03d}-reencoded.jpg").write_bytes(_encode(originals[i], "JPEG", quality=70))
+    for i in range(4, 7):  # resized copies
+        (folder / f"img-{i:03d}-resized.png").write_bytes(_encode(originals[i].resize((64, 64)), "PNG"))
+    (folder / "img-007-copy.png").write_bytes((folder / "img-007.png").read_bytes())  # byte-identical
+    (folder / "blank.png").write_bytes(_encode(Image.new("RGB", (96, 96), (128, 128, 128)), "PNG"))
+    (folder / "tiny.png").write_bytes(_encode(originals[8].resize((8, 8)), "PNG"))
+    (folder / "thin.png").write_bytes(_encode(originals[9].resize((240, 16)), "PNG"))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG file")
+    with open(folder.parent / "captions.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "caption"])
+        w.writerows(captions)
+    return {"images": 24 + 4 + 3 + 1 + 4, "images_broken": 1}
+
+
+def write_records(path: Path, rng: random.Random) -> dict[str, int]:
+    """businesses.csv with near-duplicate, exact-duplicate, mostly-empty and ragged rows."""
+    rows = []
+    for i in range(40):
+        rows.append([f"b{i:03d}", f"{rng.choice(NAMES)} {rng.choice(KINDS).title()}",
+                     f"{rng.randint(1, 999)} {rng.choice(STREETS)} Street", rng.choice(CITIES),
+                     f"555-{rng.randint(1000, 9999)}", rng.choice(KINDS)])
+    out = [r[:] for r in rows]
+    for j, r in enumerate(rows[:6]):  # near duplicates: case, abbreviations, punctuation
+        out.append([f"b{100 + j}", r[1].upper(), r[2].replace("Street", "St."), r[3], r[4].replace("-", ""), r[5]])
+    for j, r in enumerate(rows[6:9]):  # exact duplicates except the id
+        out.append([f"b{200 + j}"] + r[1:])
+    out.append(["b300", "", "", "Riverton", "", ""])
+    out.append(["b301", "Nameless", "", "", "", ""])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "name", "address", "city", "phone", "category"])
+    w.writerows(out)
+    path.write_text(buf.getvalue() + "b302,Ragged Row Cafe,1 Main Street\n", encoding="utf-8")
+    return {"records": len(out) + 1, "records_broken": 1}
+
+
+CONFIG = """# curate.toml for the sample written by `curate sample`
+workspace = "workspace"
+
+[[sources]]
+path = "texts.jsonl"
+name = "texts"
+
+[[sources]]
+path = "images"
+name = "images"
+captions = "captions.csv"
+
+[[sources]]
+path = "businesses.csv"
+name = "businesses"
+
+[rules.record]
+required_fields = ["name", "address"]
+
+[publish]
+shard_rows = 100
+"""
+
+
+def write_sample(out: Path, seed: int = 7) -> dict[str, int]:
+    """Write the sample and its curate.toml into `out`; returns counts of what was planted."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    counts = write_texts(out / "texts.jsonl", rng)
+    counts |= write_images(out / "images", rng)
+    counts |= write_records(out / "businesses.csv", rng)
+    (out / "curate.toml").write_text(CONFIG, encoding="utf-8")
+    return counts

@@ -1,0 +1,1 @@
+"""Record model: Arrow schemas, column-name constants and the curate.toml config model."""

@@ -1,0 +1,80 @@
+"""Column names of every stage: the one place a column name is spelled.
+
+Stages import these constants; SQL views and tests use the same names. A stage adds
+its own columns and never rewrites another stage's.
+"""
+
+# --- record (ingest) ---------------------------------------------------------------
+ID = "id"
+SOURCE = "source"
+MODALITY = "modality"  # one of MODALITIES
+TEXT = "text"
+IMAGE = "image"  # raw encoded image bytes
+IMAGE_PATH = "image_path"
+WIDTH = "width"
+HEIGHT = "height"
+IMAGE_FORMAT = "image_format"
+DATA = "data"  # structured fields as canonical JSON
+META = "meta"  # other source fields as JSON
+SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"  # 1-based line (JSONL/CSV) or row (Parquet) or member index (tar)
+
+TEXT_MODALITY = "text"
+IMAGE_MODALITY = "image"
+RECORD_MODALITY = "record"
+MODALITIES = (TEXT_MODALITY, IMAGE_MODALITY, RECORD_MODALITY)
+
+# --- quarantine --------------------------------------------------------------------
+Q_FILE = "file"
+Q_LINE = "line"
+Q_EXCERPT = "excerpt"
+Q_REASON = "reason"
+
+# --- exact dedup -------------------------------------------------------------------
+CONTENT_HASH = "content_hash"  # xxh3-128 hex of normalised content; null for empty content
+EXACT_CLUSTER = "exact_cluster"  # content_hash of the group, null when the record is unique
+EXACT_DUP_OF = "exact_dup_of"  # id of the kept record of the group, null for kept/unique
+
+# --- near dedup --------------------------------------------------------------------
+NEAR_CLUSTER = "near_cluster"
+DUP_OF = "dup_of"  # id of the kept record of the near-duplicate cluster, null when kept
+MINHASH = "minhash"  # fixed-size list<uint32> signature
+PHASH = "phash"  # uint64 perceptual hash
+
+# --- embeddings, semantic dedup ----------------------------------------------------
+EMBEDDING = "embedding"
+EMBED_MODEL = "model"
+SEMANTIC_CLUSTER = "semantic_cluster"
+SEMANTIC_DUP_OF = "semantic_dup_of"
+KMEANS_CLUSTER = "kmeans_cluster"
+CAPTION_ALIGNMENT = "caption_alignment"
+
+# --- quality -----------------------------------------------------------------------
+RULE_PREFIX = "rule_"  # every heuristic rule writes rule_<name>
+RULE_REASON = "rule_reason"  # first rule that failed, null when all passed
+QUALITY = "quality"
+UNCERTAINTY = "uncertainty"
+REFERENCE_SCORE = "reference_score"
+LANG = "lang"
+LANG_SCORE = "lang_score"
+PII_COUNT = "pii_count"
+PII_KINDS = "pii_kinds"
+
+# --- routing, decision -------------------------------------------------------------
+DECISION = "decision"  # one of DECISIONS
+REASON = "reason"
+QUEUE = "queue"
+KEEP = "keep"
+DROP = "drop"
+LABEL = "label"
+DECISIONS = (KEEP, DROP, LABEL)
+
+# reasons written by the stages (rules write their own rule names)
+REASON_EXACT_DUP = "exact_dup"
+REASON_NEAR_DUP = "near_dup"
+REASON_SEMANTIC_DUP = "semantic_dup"
+
+# --- labels ------------------------------------------------------------------------
+LABEL_VALUE = "label"
+LABEL_CONFIDENCE = "label_confidence"
+ANNOTATORS = "annotators"

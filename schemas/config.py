@@ -1,0 +1,175 @@
+"""The curate.toml model: one file drives a run; unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "images", "webdataset")
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(Strict):
+    """One input: a file, a glob or a folder, and how its fields map to the record schema."""
+
+    path: str = Field(description="file, glob (data/*.jsonl.gz) or folder (images)")
+    name: str | None = Field(None, description="source name; default: the file's stem")
+    format: Literal["jsonl", "csv", "tsv", "parquet", "images", "webdataset"] | None = Field(
+        None, description="default: from the file name"
+    )
+    modality: Literal["text", "image", "record"] | None = Field(
+        None, description="default: image for images/webdataset, record for csv/tsv, else text"
+    )
+    text_field: str = Field("text", description="field holding the text (text) or caption (image)")
+    id_field: str | None = Field("id", description="field holding a stable id; rows without it use file:row")
+    fields: list[str] | None = Field(None, description="record modality: fields kept in `data` (default all)")
+    captions: str | None = Field(
+        None, description="images: captions file (JSONL/CSV with file,caption) or COCO captions JSON"
+    )
+    delimiter: str | None = Field(None, description="csv/tsv: field delimiter (default , or tab)")
+
+
+class IngestConfig(Strict):
+    """How inputs are cut into workspace parts."""
+
+    shard_rows: int = Field(50_000, gt=0, description="rows per workspace part")
+    excerpt_chars: int = Field(200, gt=0, description="characters of a bad row kept in quarantine")
+
+
+class TextRules(Strict):
+    """Gopher/C4-style heuristic thresholds for text records."""
+
+    min_chars: int = 1
+    min_words: int = 20
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_ratio: float = 0.1
+    max_digit_ratio: float = 0.25
+    max_dup_line_fraction: float = 0.3
+    min_punct_line_fraction: float = 0.1
+    min_stopwords: int = 2
+    max_bullet_line_fraction: float = 0.9
+
+
+class ImageRules(Strict):
+    """Thresholds for images."""
+
+    min_width: int = 16
+    min_height: int = 16
+    max_aspect_ratio: float = 5.0
+    min_pixel_std: float = 4.0
+
+
+class RecordRules(Strict):
+    """Checks for structured records."""
+
+    required_fields: list[str] = Field(default_factory=list)
+    max_null_fraction: float = 0.5
+
+
+class RulesConfig(Strict):
+    text: TextRules = Field(default_factory=TextRules)
+    image: ImageRules = Field(default_factory=ImageRules)
+    record: RecordRules = Field(default_factory=RecordRules)
+
+
+class PublishConfig(Strict):
+    """How kept records become Arrow shards."""
+
+    split: str = "train"
+    shard_rows: int = Field(100_000, gt=0)
+    shard_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    batch_rows: int = Field(8192, gt=0, description="rows per record batch inside a shard")
+
+
+class FlowConfig(Strict):
+    """How the Prefect flow schedules map stages."""
+
+    task_runner: Literal["thread", "dask"] = "thread"
+    max_workers: int = Field(2, gt=0)
+    dask_address: str | None = Field(None, description="scheduler address; none starts a local cluster")
+    retries: int = Field(2, ge=0, description="retries of a task on I/O errors")
+
+
+class CurateConfig(Strict):
+    """A whole run."""
+
+    workspace: str = "workspace"
+    sources: list[SourceConfig] = Field(default_factory=list)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    flow: FlowConfig = Field(default_factory=FlowConfig)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent: Any = model
+        for part in err["loc"][:-1]:
+            field = getattr(parent, "model_fields", {}).get(part) if isinstance(part, str) else None
+            if field is None:
+                continue
+            ann = field.annotation
+            parent = getattr(ann, "__args__", (ann,))[0] if not hasattr(ann, "model_fields") else ann
+        known = list(getattr(parent, "model_fields", {}))
+        near = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else f" (known keys: {', '.join(known)})"
+        return f"unknown key '{loc}'{hint}"
+    return f"'{loc}': {err['msg']}"
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> CurateConfig:
+    """Validate a config mapping; errors name every bad key."""
+    try:
+        return CurateConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e, CurateConfig) for e in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def load_config(path: str | Path) -> CurateConfig:
+    """Read curate.toml; relative source and workspace paths are taken from the file's folder."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    cfg = parse_config(data, str(path))
+    base = path.resolve().parent
+    cfg.workspace = str(_resolve(base, cfg.workspace))
+    for src in cfg.sources:
+        src.path = str(_resolve(base, src.path))
+        if src.captions:
+            src.captions = str(_resolve(base, src.captions))
+    return cfg
+
+
+def _resolve(base: Path, p: str) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else base / q
+
+
+def config_hash(section: BaseModel | dict[str, Any] | None) -> str:
+    """Stable short hash of a config section, stored beside outputs to know when they are stale."""
+    payload = section.model_dump(mode="json") if isinstance(section, BaseModel) else section
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
