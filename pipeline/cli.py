@@ -254,9 +254,10 @@ def _summary(manifest: dict, root: Path) -> None:
         t.add_row("to label", "", str(c["label"]))
     out.print(t)
     out.print(f"shards: [bold]{root / 'shards'}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
-              f"manifest: {root / 'manifest.json'}")
+              f"manifest: {root / 'manifest.json'}", soft_wrap=True)
     out.print("try: [bold]curate sql --workspace "
-              f"{_quote(root)} \"SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC\"[/]")
+              f"{_quote(root)} \"SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC\"[/]",
+              soft_wrap=True)
 
 
 def _quote(p: Path) -> str:
@@ -278,8 +279,13 @@ def run(
 
 
 def _flow(cfg: CurateConfig) -> dict:
-    from pipeline.ingest import IngestError
+    from pipeline.ingest import IngestError, expand_source
 
+    try:  # name a bad input before Prefect starts, not inside its traceback
+        for src in cfg.sources:
+            expand_source(src)
+    except IngestError as exc:
+        fail(str(exc))
     console.print("[dim]starting the Prefect flow (embedded API; the first run sets up its database)...[/]")
     from flows.curate import run_curate
 

@@ -92,7 +92,7 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
         ORDER BY i.{C.ID}
         """
     )
-    shards = _write_shards(rel.fetch_record_batch(cfg.publish.batch_rows), schema, ws, cfg)
+    shards = _write_shards(rel.to_arrow_reader(cfg.publish.batch_rows), schema, ws, cfg)
     manifest = _manifest(ws, cfg, con, decisions, schema, shards, fingerprint)
     write_json(manifest, ws.manifest_path)
     return PublishResult(manifest, False)

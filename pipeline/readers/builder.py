@@ -25,7 +25,7 @@ def excerpt(raw: bytes | str | None, limit: int) -> str | None:
     if raw is None:
         return None
     text = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else raw
-    return text[:limit]
+    return text.rstrip("\r\n")[:limit]
 
 
 @dataclass
