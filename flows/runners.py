@@ -15,7 +15,9 @@ def task_runner(cfg: FlowConfig) -> Any:
         try:
             from prefect_dask import DaskTaskRunner
         except ImportError as exc:
-            raise RuntimeError("flow.task_runner = 'dask' needs prefect-dask: pip install prefect-dask") from exc
+            raise RuntimeError(
+                "flow.task_runner = 'dask' needs prefect-dask: pip install prefect-dask"
+            ) from exc
         if cfg.dask_address:
             return DaskTaskRunner(address=cfg.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.max_workers, "threads_per_worker": 1})

@@ -16,7 +16,7 @@ import pyarrow.dataset as pads
 from pipeline import relations
 from pipeline.workspace import DECISIONS, EXACT, INGEST, QUARANTINE, RULES, Workspace, read_json
 from schemas import columns as C
-from schemas.record import DECISION_SCHEMA, EXACT_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
+from schemas.record import DECISION_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
 
 # Optional views: name -> workspace file (global step) written by later stages.
 OPTIONAL_VIEWS = {
@@ -37,12 +37,14 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
         raise CatalogError(f"{ws.root}: no such workspace (run `curate ingest` or `curate run` first)")
     con = relations.connect()
     scan = relations.parquet_scan
-    con.execute(f"CREATE VIEW quarantine AS SELECT * FROM {scan(ws.stage_files(QUARANTINE), QUARANTINE_SCHEMA)}")
+    con.execute(
+        f"CREATE VIEW quarantine AS SELECT * FROM {scan(ws.stage_files(QUARANTINE), QUARANTINE_SCHEMA)}"
+    )
     dec_path = ws.global_path(DECISIONS)
     dec = scan([dec_path] if dec_path.exists() else [], DECISION_SCHEMA)
     con.execute(f"CREATE VIEW decisions AS SELECT * FROM {dec}")
     joins, cols = [], []
-    for stage, schema in ((EXACT, EXACT_SCHEMA), (RULES, None)):
+    for stage in (EXACT, RULES):
         files = ws.stage_files(stage)
         if files:
             alias = f"s_{stage}"
@@ -70,8 +72,12 @@ def _shard_views(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
     else:
         con.register("shards_dataset", RECORD_SCHEMA.empty_table())
         con.execute("CREATE VIEW shards AS SELECT * FROM shards_dataset")
-    table = pa.Table.from_pylist(shards, schema=pa.schema(
-        [("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64()), ("sha256", pa.string())]))
+    table = pa.Table.from_pylist(
+        shards,
+        schema=pa.schema(
+            [("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64()), ("sha256", pa.string())]
+        ),
+    )
     con.register("shard_files_table", table)
     con.execute("CREATE VIEW shard_files AS SELECT * FROM shard_files_table")
 

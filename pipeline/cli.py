@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -26,13 +26,19 @@ console = Console(stderr=True)
 out = Console()
 
 WorkspaceOpt = Annotated[
-    Optional[Path],  # noqa: UP045 - typer reads the annotation at run time
-    typer.Option("--workspace", "-w", help="Workspace folder (default: `workspace` from the config, or ./workspace)."),
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: `workspace` from the config, or ./workspace)."
+    ),
 ]
 ConfigOpt = Annotated[
-    Optional[Path],  # noqa: UP045
-    typer.Option("--config", "-c", help="curate.toml to use (default: ./curate.toml if present, else the "
-                 "config saved in the workspace by the last `curate run`, else built-in defaults)."),
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="curate.toml to use (default: ./curate.toml if present, else the "
+        "config saved in the workspace by the last `curate run`, else built-in defaults).",
+    ),
 ]
 
 
@@ -54,7 +60,9 @@ def resolve(config: Path | None, workspace: Path | None) -> tuple[CurateConfig, 
         elif workspace is not None and (workspace / "config.json").exists():
             import json
 
-            cfg = parse_config(json.loads((workspace / "config.json").read_text()), str(workspace / "config.json"))
+            cfg = parse_config(
+                json.loads((workspace / "config.json").read_text()), str(workspace / "config.json")
+            )
         else:
             cfg = CurateConfig()
     except ConfigError as exc:
@@ -66,15 +74,19 @@ def resolve(config: Path | None, workspace: Path | None) -> tuple[CurateConfig, 
 
 @app.command()
 def sample(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample and its curate.toml into.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write the sample and its curate.toml into.")
+    ],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same bytes.")] = 7,
 ) -> None:
     """Write a small, deterministic, deliberately messy multimodal sample (texts, images, records)."""
     from pipeline.sample import write_sample
 
     counts = write_sample(out_dir, seed)
-    console.print(f"wrote sample to [bold]{out_dir}[/]: {counts['text_rows']} text rows, {counts['images']} "
-                  f"images, {counts['records']} record rows (some deliberately broken), and curate.toml")
+    console.print(
+        f"wrote sample to [bold]{out_dir}[/]: {counts['text_rows']} text rows, {counts['images']} "
+        f"images, {counts['records']} record rows (some deliberately broken), and curate.toml"
+    )
 
 
 @app.command()
@@ -82,14 +94,20 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, globs or image folders to ingest.")],
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
-    format: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="jsonl, csv, tsv, parquet, images or webdataset (default: from the file name).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Source name (default: the file's stem).")] = None,  # noqa: UP045
-    modality: Annotated[Optional[str], typer.Option(help="text, image or record (default: by format).")] = None,  # noqa: UP045
+    format: Annotated[
+        str | None,
+        typer.Option(help="jsonl, csv, tsv, parquet, images or webdataset (default: from the file name)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Source name (default: the file's stem).")] = None,
+    modality: Annotated[str | None, typer.Option(help="text, image or record (default: by format).")] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text (or an image's caption).")] = "text",
-    id_field: Annotated[str, typer.Option(help="Field holding a stable id (rows without it use file:row).")] = "id",
-    captions: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        help="Images: captions file (CSV/JSONL with file,caption) or COCO captions JSON.")] = None,
+    id_field: Annotated[
+        str, typer.Option(help="Field holding a stable id (rows without it use file:row).")
+    ] = "id",
+    captions: Annotated[
+        Path | None,
+        typer.Option(help="Images: captions file (CSV/JSONL with file,caption) or COCO captions JSON."),
+    ] = None,
 ) -> None:
     """Read inputs into the workspace; bad rows go to the `quarantine` table with file, line and reason."""
     from pydantic import ValidationError
@@ -101,10 +119,21 @@ def ingest(
     cfg, root = resolve(config, workspace)
     ws = Workspace(root)
     try:
-        inputs = [i for p in paths for i in expand_source(SourceConfig(
-            path=str(Path(p).resolve()) if not any(c in p for c in "*?[") else p, name=name, format=format,
-            modality=modality, text_field=text_field, id_field=id_field,
-            captions=str(captions) if captions else None))]
+        inputs = [
+            i
+            for p in paths
+            for i in expand_source(
+                SourceConfig(
+                    path=str(Path(p).resolve()) if not any(c in p for c in "*?[") else p,
+                    name=name,
+                    format=format,
+                    modality=modality,
+                    text_field=text_field,
+                    id_field=id_field,
+                    captions=str(captions) if captions else None,
+                )
+            )
+        ]
     except (IngestError, ValidationError) as exc:
         fail(str(exc).splitlines()[0] if isinstance(exc, IngestError) else str(exc))
     total_r = total_q = 0
@@ -112,7 +141,9 @@ def ingest(
         r = ingest_input(inp, cfg.ingest, ws)
         total_r, total_q = total_r + r.records, total_q + r.quarantined
         state = "skipped (unchanged)" if r.skipped else f"{len(r.parts)} part(s)"
-        console.print(f"{inp.path}: {r.records} records, {r.quarantined} quarantined, {state}", highlight=False)
+        console.print(
+            f"{inp.path}: {r.records} records, {r.quarantined} quarantined, {state}", highlight=False
+        )
     console.print(f"[bold]{total_r}[/] records, [bold]{total_q}[/] quarantined in {ws.root}")
 
 
@@ -175,8 +206,13 @@ def publish(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over the views records, decisions, quarantine, shards, "
-                                               "shard_files (and labels, annotators when present).")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the views records, decisions, quarantine, shards, "
+            "shard_files (and labels, annotators when present)."
+        ),
+    ],
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json (JSON lines).")] = "table",
@@ -212,8 +248,12 @@ def _print_table(table, format: str, limit: int) -> None:  # type: ignore[no-unt
     rows = table.to_pylist()
     if format == "json":
         for r in rows:
-            sys.stdout.write(json.dumps(r, default=lambda v: v.hex() if isinstance(v, bytes) else str(v),
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    r, default=lambda v: v.hex() if isinstance(v, bytes) else str(v), ensure_ascii=False
+                )
+                + "\n"
+            )
         return
     from rich.table import Table
 
@@ -253,11 +293,16 @@ def _summary(manifest: dict, root: Path) -> None:
     if c.get("label"):
         t.add_row("to label", "", str(c["label"]))
     out.print(t)
-    out.print(f"shards: [bold]{root / 'shards'}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
-              f"manifest: {root / 'manifest.json'}", soft_wrap=True)
-    out.print("try: [bold]curate sql --workspace "
-              f"{_quote(root)} \"SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC\"[/]",
-              soft_wrap=True)
+    out.print(
+        f"shards: [bold]{root / 'shards'}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
+        f"manifest: {root / 'manifest.json'}",
+        soft_wrap=True,
+    )
+    out.print(
+        "try: [bold]curate sql --workspace "
+        f'{_quote(root)} "SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC"[/]',
+        soft_wrap=True,
+    )
 
 
 def _quote(p: Path) -> str:
@@ -267,8 +312,9 @@ def _quote(p: Path) -> str:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Option("--config", "-c", help="curate.toml describing sources and stages.")] = Path(
-        "curate.toml"),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="curate.toml describing sources and stages.")
+    ] = Path("curate.toml"),
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run the whole curation flow (Prefect, embedded API: no server needed)."""
@@ -299,9 +345,12 @@ def _flow(cfg: CurateConfig) -> dict:
 @app.command()
 def demo(
     workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Workspace for the demo run.")] = Path(
-        "workspace"),
-    sample_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        help="Where to write the sample (default: <workspace>/sample).")] = None,
+        "workspace"
+    ),
+    sample_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the sample (default: <workspace>/sample)."),
+    ] = None,
 ) -> None:
     """`curate sample` + `curate run` on it: the whole pipeline on embedded data, no server needed."""
     from pipeline.sample import write_sample

@@ -22,10 +22,14 @@ def decide(ws: Workspace) -> pa.Table:
     hashes = relations.parquet_scan(ws.stage_files(EXACT), EXACT_SCHEMA)
     con.register("exact_groups", exact_clusters(con, hashes))
     rules_files = ws.stage_files(RULES)
-    rules = relations.parquet_scan(rules_files) if rules_files else (
-        f"(SELECT NULL::VARCHAR AS {C.ID}, NULL::VARCHAR AS {C.RULE_REASON} WHERE false)")
-    table = con.sql(
-        f"""
+    rules = (
+        relations.parquet_scan(rules_files)
+        if rules_files
+        else (f"(SELECT NULL::VARCHAR AS {C.ID}, NULL::VARCHAR AS {C.RULE_REASON} WHERE false)")
+    )
+    table = (
+        con.sql(
+            f"""
         SELECT i.{C.ID}, i.{C.SOURCE}, i.{C.MODALITY},
                CASE WHEN reason IS NULL THEN '{C.KEEP}' ELSE '{C.DROP}' END AS {C.DECISION},
                reason AS {C.REASON}, g.{C.EXACT_CLUSTER}, g.{C.EXACT_DUP_OF}
@@ -37,6 +41,9 @@ def decide(ws: Workspace) -> pa.Table:
             r.{C.RULE_REASON}) AS reason)
         ORDER BY i.{C.ID}
         """
-    ).to_arrow_table().cast(DECISION_SCHEMA)
+        )
+        .to_arrow_table()
+        .cast(DECISION_SCHEMA)
+    )
     write_parquet(table, ws.global_path(DECISIONS))
     return table

@@ -27,8 +27,10 @@ def content_hashes(batch: pa.Table) -> pa.Table:
     content = (
         pl.DataFrame({"m": df[C.MODALITY], "t": text, "i": df[C.IMAGE], "d": df[C.DATA]})
         .select(
-            pl.when(pl.col("m") == C.IMAGE_MODALITY).then(pl.col("i"))
-            .when(pl.col("m") == C.RECORD_MODALITY).then(pl.col("d").cast(pl.Binary))
+            pl.when(pl.col("m") == C.IMAGE_MODALITY)
+            .then(pl.col("i"))
+            .when(pl.col("m") == C.RECORD_MODALITY)
+            .then(pl.col("d").cast(pl.Binary))
             .otherwise(pl.col("t").cast(pl.Binary))
         )
         .to_series()

@@ -21,8 +21,13 @@ from schemas.config import IngestConfig, SourceConfig, config_hash
 from schemas.record import QUARANTINE_SCHEMA
 
 SUFFIX_FORMATS = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
-    ".parquet": "parquet", ".tar": "webdataset",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".tar": "webdataset",
 }
 
 
@@ -59,8 +64,10 @@ def detect_format(path: Path) -> str:
     for s in reversed(suffixes):
         if s in SUFFIX_FORMATS:
             return SUFFIX_FORMATS[s]
-    raise IngestError(f"{path}: cannot tell the format from the name; pass --format "
-                      f"({', '.join(sorted(set(SUFFIX_FORMATS.values()) | {'images'}))})")
+    raise IngestError(
+        f"{path}: cannot tell the format from the name; pass --format "
+        f"({', '.join(sorted(set(SUFFIX_FORMATS.values()) | {'images'}))})"
+    )
 
 
 def default_modality(fmt: str) -> str:
@@ -114,8 +121,9 @@ def read_input(inp: InputFile, cfg: IngestConfig) -> Iterator[Batch]:
         raise IngestError(f"{inp.path}: unknown format {inp.format!r}")
 
 
-def read_source(path: str | Path, src: SourceConfig | None = None,
-                cfg: IngestConfig | None = None) -> Iterator[Batch]:
+def read_source(
+    path: str | Path, src: SourceConfig | None = None, cfg: IngestConfig | None = None
+) -> Iterator[Batch]:
     """Read any supported input path (file, glob or image folder) into (records, quarantine) batches."""
     src = src or SourceConfig(path=str(path))
     if src.path != str(path):
@@ -142,7 +150,9 @@ def _fingerprint(inp: InputFile, cfg: IngestConfig) -> dict:
         files = [f.stat() for f in inp.path.rglob("*") if f.is_file()]
         size, mtime = sum(f.st_size for f in files), max((f.st_mtime_ns for f in files), default=0)
     return {
-        "path": str(inp.path.resolve()), "size": size, "mtime_ns": mtime,
+        "path": str(inp.path.resolve()),
+        "size": size,
+        "mtime_ns": mtime,
         "config": config_hash({"source": inp.cfg.model_dump(mode="json"), "ingest": cfg.model_dump()}),
     }
 
@@ -172,8 +182,19 @@ def ingest_input(inp: InputFile, cfg: IngestConfig, ws: Workspace) -> IngestResu
         write_parquet(q, q_path)
     else:
         q_path.unlink(missing_ok=True)
-    write_json({"input": str(inp.path), "source": inp.source, "format": inp.format, "modality": inp.modality,
-                "parts": parts, "records": n_rec, "quarantined": q.num_rows, "fingerprint": fp}, marker)
+    write_json(
+        {
+            "input": str(inp.path),
+            "source": inp.source,
+            "format": inp.format,
+            "modality": inp.modality,
+            "parts": parts,
+            "records": n_rec,
+            "quarantined": q.num_rows,
+            "fingerprint": fp,
+        },
+        marker,
+    )
     return IngestResult(str(inp.path), parts, n_rec, q.num_rows, False)
 
 

@@ -18,8 +18,17 @@ import xxhash
 from pipeline import relations
 from pipeline.ingest import ingested_inputs
 from pipeline.stages import remove_orphans
-from pipeline.workspace import (DECISIONS, EXACT, INGEST, QUARANTINE, RULES, Workspace, atomic_path, read_json,
-                                write_json)
+from pipeline.workspace import (
+    DECISIONS,
+    EXACT,
+    INGEST,
+    QUARANTINE,
+    RULES,
+    Workspace,
+    atomic_path,
+    read_json,
+    write_json,
+)
 from quality.rules import RULE_COLUMNS
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
@@ -32,8 +41,13 @@ def code_version() -> str:
     """The package version, plus the git commit when run from a checkout."""
     version = metadata.version("curate")
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{version}+g{sha}" if sha else version
@@ -79,8 +93,11 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
     exact = relations.parquet_scan(ws.stage_files(EXACT))
     rules = relations.parquet_scan(ws.stage_files(RULES))
     decisions = relations.parquet_scan([ws.global_path(DECISIONS)])
-    rule_cols = ", ".join(f"r.{c}" for c in RULE_COLUMNS) if ws.stage_files(RULES) else ", ".join(
-        f"NULL::DOUBLE AS {c}" for c in RULE_COLUMNS)
+    rule_cols = (
+        ", ".join(f"r.{c}" for c in RULE_COLUMNS)
+        if ws.stage_files(RULES)
+        else ", ".join(f"NULL::DOUBLE AS {c}" for c in RULE_COLUMNS)
+    )
     rules_join = f"LEFT JOIN {rules} r USING ({C.ID})" if ws.stage_files(RULES) else ""
     exact_col = f"x.{C.CONTENT_HASH}" if ws.stage_files(EXACT) else f"NULL::VARCHAR AS {C.CONTENT_HASH}"
     exact_join = f"LEFT JOIN {exact} x USING ({C.ID})" if ws.stage_files(EXACT) else ""
@@ -98,8 +115,9 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
     return PublishResult(manifest, False)
 
 
-def _write_shards(reader: pa.RecordBatchReader, schema: pa.Schema, ws: Workspace,
-                  cfg: CurateConfig) -> list[dict]:
+def _write_shards(
+    reader: pa.RecordBatchReader, schema: pa.Schema, ws: Workspace, cfg: CurateConfig
+) -> list[dict]:
     p = cfg.publish
     ws.shards_dir.mkdir(parents=True, exist_ok=True)
     shards: list[dict] = []
@@ -111,16 +129,24 @@ def _write_shards(reader: pa.RecordBatchReader, schema: pa.Schema, ws: Workspace
         table = pa.Table.from_batches(pending, schema=schema)
         name = f"{p.split}-{len(shards):05d}.arrow"
         final = ws.shards_dir / name
-        with atomic_path(final) as tmp:
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-                writer.write_table(table, max_chunksize=p.batch_rows)
-        shards.append({"path": f"shards/{name}", "rows": table.num_rows, "bytes": final.stat().st_size,
-                       "sha256": _sha256(final)})
+        with atomic_path(final) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+            w.write_table(table, max_chunksize=p.batch_rows)
+        shards.append(
+            {
+                "path": f"shards/{name}",
+                "rows": table.num_rows,
+                "bytes": final.stat().st_size,
+                "sha256": _sha256(final),
+            }
+        )
         pending, rows, size = [], 0, 0
 
     for batch in reader:
-        batch = pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0] \
-            if batch.num_rows else None
+        batch = (
+            pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0]
+            if batch.num_rows
+            else None
+        )
         while batch is not None and batch.num_rows:
             room = p.shard_rows - rows
             if size and size + batch.nbytes > p.shard_bytes:
@@ -149,16 +175,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _manifest(ws: Workspace, cfg: CurateConfig, con, decisions: str, schema: pa.Schema,
-              shards: list[dict], fingerprint: str) -> dict:
-    by_decision = dict(con.sql(f"SELECT {C.DECISION}, count(*) FROM {decisions} GROUP BY 1 ORDER BY 1").fetchall())
-    by_reason = dict(con.sql(
-        f"SELECT {C.REASON}, count(*) FROM {decisions} WHERE {C.REASON} IS NOT NULL GROUP BY 1 ORDER BY 1"
-    ).fetchall())
+def _manifest(
+    ws: Workspace,
+    cfg: CurateConfig,
+    con,
+    decisions: str,
+    schema: pa.Schema,
+    shards: list[dict],
+    fingerprint: str,
+) -> dict:
+    by_decision = dict(
+        con.sql(f"SELECT {C.DECISION}, count(*) FROM {decisions} GROUP BY 1 ORDER BY 1").fetchall()
+    )
+    by_reason = dict(
+        con.sql(
+            f"SELECT {C.REASON}, count(*) FROM {decisions} WHERE {C.REASON} IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
     quarantine = relations.parquet_scan(ws.stage_files(QUARANTINE), QUARANTINE_SCHEMA)
-    q_by_reason = dict(con.sql(
-        f"SELECT split_part({C.Q_REASON}, ':', 1), count(*) FROM {quarantine} GROUP BY 1 ORDER BY 1"
-    ).fetchall())
+    q_by_reason = dict(
+        con.sql(
+            f"SELECT split_part({C.Q_REASON}, ':', 1), count(*) FROM {quarantine} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
     n_quarantined = sum(q_by_reason.values())
     sources = [
         {k: m[k] for k in ("input", "source", "format", "modality", "records", "quarantined")}

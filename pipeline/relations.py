@@ -26,7 +26,7 @@ def parquet_scan(files: list[Path], empty_schema: pa.Schema | None = None) -> st
         return "read_parquet([" + ", ".join(sql_str(f) for f in files) + "], union_by_name = true)"
     if empty_schema is None:
         return "(SELECT NULL::VARCHAR AS id WHERE false)"
-    cols = ", ".join(f"NULL::{_duck_type(f.type)} AS \"{f.name}\"" for f in empty_schema)
+    cols = ", ".join(f'NULL::{_duck_type(f.type)} AS "{f.name}"' for f in empty_schema)
     return f"(SELECT {cols} WHERE false)"
 
 

@@ -15,33 +15,88 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-SUBJECTS = ["The city council", "A small bakery", "Our research team", "The local library", "A young engineer",
-            "The hospital board", "The football club", "A group of students", "The river authority",
-            "An independent bookshop", "The museum", "A family farm", "The transit agency", "The school choir"]
-VERBS = ["announced", "opened", "published", "tested", "repaired", "celebrated", "reviewed", "expanded",
-         "cancelled", "designed", "measured", "funded"]
-OBJECTS = ["a new reading room for the neighbourhood", "the results of a two-year study on soil health",
-           "a plan to replace the old bridge", "a weekend market with produce from nearby villages",
-           "an exhibition of maps drawn by hand", "the bus timetable for the winter months",
-           "a programme that teaches adults to code", "the roof of the east wing",
-           "a scholarship for students of music", "a solar array on the sports hall",
-           "a survey of nesting birds along the coast", "the recipe that made it famous"]
-TAILS = ["after months of careful planning.", "with help from volunteers.", "and the response was warm.",
-         "despite the heavy rain that week.", "to the surprise of many residents.", "on Tuesday morning.",
-         "and invited everyone to take part.", "because the old one had worn out.",
-         "with a budget smaller than last year.", "and said more news would follow soon."]
+SUBJECTS = [
+    "The city council",
+    "A small bakery",
+    "Our research team",
+    "The local library",
+    "A young engineer",
+    "The hospital board",
+    "The football club",
+    "A group of students",
+    "The river authority",
+    "An independent bookshop",
+    "The museum",
+    "A family farm",
+    "The transit agency",
+    "The school choir",
+]
+VERBS = [
+    "announced",
+    "opened",
+    "published",
+    "tested",
+    "repaired",
+    "celebrated",
+    "reviewed",
+    "expanded",
+    "cancelled",
+    "designed",
+    "measured",
+    "funded",
+]
+OBJECTS = [
+    "a new reading room for the neighbourhood",
+    "the results of a two-year study on soil health",
+    "a plan to replace the old bridge",
+    "a weekend market with produce from nearby villages",
+    "an exhibition of maps drawn by hand",
+    "the bus timetable for the winter months",
+    "a programme that teaches adults to code",
+    "the roof of the east wing",
+    "a scholarship for students of music",
+    "a solar array on the sports hall",
+    "a survey of nesting birds along the coast",
+    "the recipe that made it famous",
+]
+TAILS = [
+    "after months of careful planning.",
+    "with help from volunteers.",
+    "and the response was warm.",
+    "despite the heavy rain that week.",
+    "to the surprise of many residents.",
+    "on Tuesday morning.",
+    "and invited everyone to take part.",
+    "because the old one had worn out.",
+    "with a budget smaller than last year.",
+    "and said more news would follow soon.",
+]
 BOILERPLATE = "\nSubscribe to our newsletter. Cookies help us deliver our services. All rights reserved."
 
 CITIES = ["Springfield", "Riverton", "Lakeside", "Hillview", "Brookfield", "Fairmont"]
 STREETS = ["Main", "Oak", "Maple", "Cedar", "Elm", "Park", "Lake", "Hill"]
 KINDS = ["bakery", "pharmacy", "bookshop", "garage", "cafe", "florist", "dentist", "hardware"]
-NAMES = ["Sunrise", "Golden", "Corner", "Harbor", "Blue Door", "Green Leaf", "Old Mill", "Northside",
-         "Riverside", "Maple Tree", "Silver", "Hilltop"]
+NAMES = [
+    "Sunrise",
+    "Golden",
+    "Corner",
+    "Harbor",
+    "Blue Door",
+    "Green Leaf",
+    "Old Mill",
+    "Northside",
+    "Riverside",
+    "Maple Tree",
+    "Silver",
+    "Hilltop",
+]
 
 
 def _doc(rng: random.Random) -> str:
-    sentences = [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(TAILS)}"
-                 for _ in range(rng.randint(4, 8))]
+    sentences = [
+        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(TAILS)}"
+        for _ in range(rng.randint(4, 8))
+    ]
     paragraphs, cut = [], rng.randint(2, len(sentences) - 1)
     paragraphs.append(" ".join(sentences[:cut]))
     paragraphs.append(" ".join(sentences[cut:]))
@@ -77,10 +132,15 @@ def write_texts(path: Path, rng: random.Random) -> dict[str, int]:
     for i, d in enumerate(docs[10:22]):  # near duplicates: typos, boilerplate, truncation
         edits = [_typos(d, rng), d + BOILERPLATE, d[: int(len(d) * 0.85)]]
         add(edits[i % 3], variant="near_dup")
-    for junk in ["", "", "   ", "Home | About | Contact | Login | Cart",
-                 "$$$ 100% FREE !!! 5555 0101 2222 ### ### ### CLICK ###",
-                 "\n".join(["Buy now"] * 12),
-                 "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"]:
+    for junk in [
+        "",
+        "",
+        "   ",
+        "Home | About | Contact | Login | Cart",
+        "$$$ 100% FREE !!! 5555 0101 2222 ### ### ### CLICK ###",
+        "\n".join(["Buy now"] * 12),
+        "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor",
+    ]:
         add(junk, variant="junk")
     lines.append(b'{"id": "doc-broken-1", "text": "This line was cut off in the mid')  # truncated JSON
     lines.append(b'{"id": "doc-broken-2", "text": "caf\xe9 au lait, encoded as latin-1"}')  # not UTF-8
@@ -143,12 +203,21 @@ def write_records(path: Path, rng: random.Random) -> dict[str, int]:
     """businesses.csv with near-duplicate, exact-duplicate, mostly-empty and ragged rows."""
     rows = []
     for i in range(40):
-        rows.append([f"b{i:03d}", f"{rng.choice(NAMES)} {rng.choice(KINDS).title()}",
-                     f"{rng.randint(1, 999)} {rng.choice(STREETS)} Street", rng.choice(CITIES),
-                     f"555-{rng.randint(1000, 9999)}", rng.choice(KINDS)])
+        rows.append(
+            [
+                f"b{i:03d}",
+                f"{rng.choice(NAMES)} {rng.choice(KINDS).title()}",
+                f"{rng.randint(1, 999)} {rng.choice(STREETS)} Street",
+                rng.choice(CITIES),
+                f"555-{rng.randint(1000, 9999)}",
+                rng.choice(KINDS),
+            ]
+        )
     out = [r[:] for r in rows]
     for j, r in enumerate(rows[:6]):  # near duplicates: case, abbreviations, punctuation
-        out.append([f"b{100 + j}", r[1].upper(), r[2].replace("Street", "St."), r[3], r[4].replace("-", ""), r[5]])
+        out.append(
+            [f"b{100 + j}", r[1].upper(), r[2].replace("Street", "St."), r[3], r[4].replace("-", ""), r[5]]
+        )
     for j, r in enumerate(rows[6:9]):  # exact duplicates except the id
         out.append([f"b{200 + j}"] + r[1:])
     out.append(["b300", "", "", "Riverton", "", ""])

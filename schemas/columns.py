@@ -40,6 +40,8 @@ NEAR_CLUSTER = "near_cluster"
 DUP_OF = "dup_of"  # id of the kept record of the near-duplicate cluster, null when kept
 MINHASH = "minhash"  # fixed-size list<uint32> signature
 PHASH = "phash"  # uint64 perceptual hash
+LSH_BANDS = "lsh_bands"  # list<uint64>: one LSH key per band of the MinHash signature
+NEAR_LENGTH = "near_length"  # normalised characters (text/record) or pixels (image): the keep tie-break
 
 # --- embeddings, semantic dedup ----------------------------------------------------
 EMBEDDING = "embedding"

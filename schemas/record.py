@@ -32,9 +32,7 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-EXACT_SCHEMA = pa.schema(
-    [pa.field(C.ID, pa.string(), nullable=False), pa.field(C.CONTENT_HASH, pa.string())]
-)
+EXACT_SCHEMA = pa.schema([pa.field(C.ID, pa.string(), nullable=False), pa.field(C.CONTENT_HASH, pa.string())])
 
 DECISION_SCHEMA = pa.schema(
     [

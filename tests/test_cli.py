@@ -41,13 +41,34 @@ def test_single_stages_then_sql(tmp_path: Path) -> None:
     curate("rules", "--workspace", ws)
     pub = curate("publish", "--workspace", ws)
     assert "curate sql" in pub.stdout
-    rows = [json.loads(x) for x in curate("sql", "-w", ws, "-f", "json",
-            "SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC, reason").stdout.splitlines()]
+    rows = [
+        json.loads(x)
+        for x in curate(
+            "sql",
+            "-w",
+            ws,
+            "-f",
+            "json",
+            "SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC, reason",
+        ).stdout.splitlines()
+    ]
     by = {r["reason"]: r["n"] for r in rows}
     assert by["exact_dup"] == 7 and by["empty"] == 3
-    q = list(csv.DictReader(io.StringIO(curate("sql", "-w", ws, "-f", "csv",
-                                               "SELECT line, reason FROM quarantine ORDER BY line").stdout)))
-    assert [r["reason"].split(":")[0] for r in q] == ["invalid_json", "invalid_utf8", "missing_field", "wrong_type"]
+    q = list(
+        csv.DictReader(
+            io.StringIO(
+                curate(
+                    "sql", "-w", ws, "-f", "csv", "SELECT line, reason FROM quarantine ORDER BY line"
+                ).stdout
+            )
+        )
+    )
+    assert [r["reason"].split(":")[0] for r in q] == [
+        "invalid_json",
+        "invalid_utf8",
+        "missing_field",
+        "wrong_type",
+    ]
     kept = curate("sql", "-w", ws, "SELECT count(*) AS n FROM shards WHERE text LIKE '%library%'").stdout
     assert "n" in kept
     bad = curate("sql", "-w", ws, "SELECT nope FROM records", check=False)
@@ -58,10 +79,26 @@ def test_sql_stays_light(tmp_path: Path) -> None:
     curate("sample", "--out", str(tmp_path / "s"))
     ws = str(tmp_path / "ws")
     curate("ingest", str(tmp_path / "s" / "businesses.csv"), "-w", ws)
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.cli", "sql", "-w", ws,
-                           "SELECT count(*) FROM records"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "pipeline.cli",
+            "sql",
+            "-w",
+            ws,
+            "SELECT count(*) FROM records",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    modules = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line
+    }
     assert "duckdb" in modules
     assert not modules & {"torch", "prefect", "sentence_transformers"}
 

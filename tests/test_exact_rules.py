@@ -46,24 +46,32 @@ def test_commoncrawl_exact_groups(cc_dir: Path) -> None:
 def test_hash_ignores_whitespace_and_covers_images_and_records(tmp_path: Path) -> None:
     n = 5
     cat = sorted((data_dir("cifar10_sample") / "images" / "cat").glob("*.jpg"))[0].read_bytes()
-    t = pa.table({
-        C.ID: [str(i) for i in range(n)],
-        C.MODALITY: ["text", "text", "image", "image", "record"],
-        C.TEXT: ["A  cat\nsat. ", "A cat sat.", None, None, None],
-        C.IMAGE: [None, None, cat, cat[:-1] + b"\x00", None],
-        C.DATA: [None, None, None, None, json.dumps({"a": 1})],
-    })
+    t = pa.table(
+        {
+            C.ID: [str(i) for i in range(n)],
+            C.MODALITY: ["text", "text", "image", "image", "record"],
+            C.TEXT: ["A  cat\nsat. ", "A cat sat.", None, None, None],
+            C.IMAGE: [None, None, cat, cat[:-1] + b"\x00", None],
+            C.DATA: [None, None, None, None, json.dumps({"a": 1})],
+        }
+    )
     h = content_hashes(t)[C.CONTENT_HASH].to_pylist()
     assert h[0] == h[1] and h[2] != h[3] and len(set(h)) == 4 and all(len(x) == 32 for x in h)
 
 
 def _batch(texts: list[str]) -> pa.Table:
     n = len(texts)
-    return pa.table({
-        C.ID: [str(i) for i in range(n)], C.MODALITY: ["text"] * n, C.TEXT: texts,
-        C.IMAGE: pa.nulls(n, pa.binary()), C.WIDTH: pa.nulls(n, pa.int32()), C.HEIGHT: pa.nulls(n, pa.int32()),
-        C.DATA: pa.nulls(n, pa.string()),
-    })
+    return pa.table(
+        {
+            C.ID: [str(i) for i in range(n)],
+            C.MODALITY: ["text"] * n,
+            C.TEXT: texts,
+            C.IMAGE: pa.nulls(n, pa.binary()),
+            C.WIDTH: pa.nulls(n, pa.int32()),
+            C.HEIGHT: pa.nulls(n, pa.int32()),
+            C.DATA: pa.nulls(n, pa.string()),
+        }
+    )
 
 
 def test_rules_pass_clean_lines_and_fail_boilerplate_on_turku() -> None:
@@ -102,17 +110,25 @@ def test_image_and_record_rules() -> None:
         return buf.getvalue()
 
     real = Image.open(cifar[0]).convert("RGB")
-    blobs = [p.read_bytes() for p in cifar] + [png(Image.new("RGB", (64, 64), (200, 200, 200))),
-                                               png(real.resize((8, 8))), png(real.resize((200, 20)))]
+    blobs = [p.read_bytes() for p in cifar] + [
+        png(Image.new("RGB", (64, 64), (200, 200, 200))),
+        png(real.resize((8, 8))),
+        png(real.resize((200, 20))),
+    ]
     sizes = [Image.open(io.BytesIO(b)).size for b in blobs]
     n = len(blobs)
-    t = pa.table({
-        C.ID: [str(i) for i in range(n + 2)], C.MODALITY: ["image"] * n + ["record"] * 2,
-        C.TEXT: pa.nulls(n + 2, pa.string()), C.IMAGE: blobs + [None, None],
-        C.WIDTH: pa.array([s[0] for s in sizes] + [None, None], pa.int32()),
-        C.HEIGHT: pa.array([s[1] for s in sizes] + [None, None], pa.int32()),
-        C.DATA: [None] * n + [json.dumps({"name": "x", "city": "", "zip": None}), json.dumps({"name": "y"})],
-    })
+    t = pa.table(
+        {
+            C.ID: [str(i) for i in range(n + 2)],
+            C.MODALITY: ["image"] * n + ["record"] * 2,
+            C.TEXT: pa.nulls(n + 2, pa.string()),
+            C.IMAGE: blobs + [None, None],
+            C.WIDTH: pa.array([s[0] for s in sizes] + [None, None], pa.int32()),
+            C.HEIGHT: pa.array([s[1] for s in sizes] + [None, None], pa.int32()),
+            C.DATA: [None] * n
+            + [json.dumps({"name": "x", "city": "", "zip": None}), json.dumps({"name": "y"})],
+        }
+    )
     cfg = RulesConfig.model_validate({"record": {"required_fields": ["name"], "max_null_fraction": 0.5}})
     reasons = pl.from_arrow(apply_rules(t, cfg))[C.RULE_REASON].to_list()
     assert reasons[:10] == [None] * 10

@@ -21,8 +21,9 @@ def flow_mod(prefect_harness):  # noqa: ANN001 - fixture
 def test_flow_on_commoncrawl(flow_mod, cc_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from prefect import get_client
 
-    cfg = CurateConfig.model_validate({"workspace": str(tmp_path / "ws"),
-                                       "sources": [{"path": str(cc_dir / "*.jsonl.gz")}]})
+    cfg = CurateConfig.model_validate(
+        {"workspace": str(tmp_path / "ws"), "sources": [{"path": str(cc_dir / "*.jsonl.gz")}]}
+    )
     state = flow_mod.curate_flow(cfg, return_state=True)
     assert state.is_completed()
     manifest = state.result()
@@ -32,12 +33,14 @@ def test_flow_on_commoncrawl(flow_mod, cc_dir: Path, tmp_path: Path) -> None:  #
     con = connect(tmp_path / "ws")
     groups = con.execute(
         "SELECT count(*) AS n, any_value(left(text, 25)) FROM records WHERE exact_cluster IS NOT NULL "
-        "GROUP BY exact_cluster ORDER BY n").fetchall()
+        "GROUP BY exact_cluster ORDER BY n"
+    ).fetchall()
     assert [g[0] for g in groups] == [2, 3, 7]
     assert groups[2][1].startswith("Processing Feedback")
     assert groups[0][1].startswith("Log in with OpenID")
-    junk = con.execute("SELECT count(*) FROM decisions WHERE decision = 'drop' AND reason NOT IN "
-                       "('empty', 'exact_dup')").fetchone()[0]
+    junk = con.execute(
+        "SELECT count(*) FROM decisions WHERE decision = 'drop' AND reason NOT IN ('empty', 'exact_dup')"
+    ).fetchone()[0]
     assert junk > 0
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs()

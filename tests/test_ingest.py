@@ -40,7 +40,9 @@ def test_commoncrawl_reads_every_record_with_stable_ids(cc_dir: Path, tmp_path: 
     ids = t[C.ID].to_pylist()
     assert len(set(ids)) == len(ids) == 717
     first = json.loads(_cc_lines(cc_dir, 1)[0])
-    row = pl.from_arrow(t).filter(pl.col(C.ID) == f"CC-MAIN-20190717121559-20190717143559-00140/{first['id']}")
+    row = pl.from_arrow(t).filter(
+        pl.col(C.ID) == f"CC-MAIN-20190717121559-20190717143559-00140/{first['id']}"
+    )
     assert row[C.TEXT][0] == first["text"]
     assert json.loads(row[C.META][0])["version"] == first["version"]
     assert row[C.SOURCE_ROW][0] == 1
@@ -89,8 +91,13 @@ def test_csv_tsv_and_parquet(tmp_path: Path) -> None:
 
     pq_path = tmp_path / "sms.parquet"
     pq.write_table(pl.read_csv(sms, separator="\t", quote_char=None).head(300).to_arrow(), pq_path)
-    batches = list(read_source(pq_path, SourceConfig(path=str(pq_path), text_field="SMS", id_field=None),
-                               IngestConfig(shard_rows=128)))
+    batches = list(
+        read_source(
+            pq_path,
+            SourceConfig(path=str(pq_path), text_field="SMS", id_field=None),
+            IngestConfig(shard_rows=128),
+        )
+    )
     assert [b[0].num_rows for b in batches] == [128, 128, 44]
     assert batches[0][0][C.SOURCE_ROW].to_pylist()[:2] == [1, 2]
 
@@ -116,10 +123,12 @@ def test_webdataset_tar_pairs_images_with_captions(tmp_path: Path) -> None:
     images = sorted((cifar / "images" / "cat").glob("*.jpg"))[:5]
     tar_path = tmp_path / "shard-000.tar"
     with tarfile.open(tar_path, "w") as tar:
+
         def add(name: str, blob: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
+
         for i, img in enumerate(images):
             add(f"s{i:03d}.jpg", img.read_bytes())
             add(f"s{i:03d}.txt", f"a photo of a cat, number {i}".encode())

@@ -67,7 +67,9 @@ def test_rerun_is_byte_identical_and_skips_finished_work(sample_cfg: CurateConfi
     ws3, m3, skipped3, _ = curate_core(other)
     assert not skipped3
     assert [s["sha256"] for s in m3["shards"]] == [s["sha256"] for s in m1["shards"]]
-    assert (ws3.root / "shards" / "train-00000.arrow").read_bytes() == (ws.root / "shards/train-00000.arrow").read_bytes()
+    assert (ws3.root / "shards" / "train-00000.arrow").read_bytes() == (
+        ws.root / "shards/train-00000.arrow"
+    ).read_bytes()
 
 
 def test_changing_a_rule_redoes_only_that_stage(sample_cfg: CurateConfig) -> None:
@@ -77,12 +79,15 @@ def test_changing_a_rule_redoes_only_that_stage(sample_cfg: CurateConfig) -> Non
     _, m2, skipped, redone = curate_core(stricter)
     assert not skipped and redone == len(ws.parts())  # rules redone on every part, exact hashes reused
     assert m2["counts"]["kept"] < m1["counts"]["kept"]
-    assert m2["counts"]["by_reason"].get("too_few_words", 0) > m1["counts"]["by_reason"].get("too_few_words", 0)
+    assert m2["counts"]["by_reason"].get("too_few_words", 0) > m1["counts"]["by_reason"].get(
+        "too_few_words", 0
+    )
 
 
 def test_sql_views_explain_every_decision(cc_dir: Path, tmp_path: Path) -> None:
-    cfg = CurateConfig.model_validate({"workspace": str(tmp_path / "ws"),
-                                       "sources": [{"path": str(cc_dir / "*.jsonl.gz")}]})
+    cfg = CurateConfig.model_validate(
+        {"workspace": str(tmp_path / "ws"), "sources": [{"path": str(cc_dir / "*.jsonl.gz")}]}
+    )
     ws, m, _, _ = curate_core(cfg)
     con = connect(ws.root)
     reasons = dict(con.sql("SELECT reason, count(*) FROM decisions GROUP BY reason").fetchall())

@@ -29,15 +29,25 @@ def probe_image(blob: bytes) -> tuple[int, int, str]:
         raise ValueError(f"undecodable_image: {exc}") from None
 
 
-def _add_image(b: RecordBuilder, row: int, key: str, blob: bytes, path: str, caption: str | None,
-               meta: dict | None) -> None:
+def _add_image(
+    b: RecordBuilder, row: int, key: str, blob: bytes, path: str, caption: str | None, meta: dict | None
+) -> None:
     try:
         width, height, fmt = probe_image(blob)
     except ValueError as exc:
         b.bad(row, str(exc), path)
         return
-    b.add(row, key, text=caption, image=blob, image_path=path, width=width, height=height, image_format=fmt,
-          meta=dumps(meta) if meta else None)
+    b.add(
+        row,
+        key,
+        text=caption,
+        image=blob,
+        image_path=path,
+        width=width,
+        height=height,
+        image_format=fmt,
+        meta=dumps(meta) if meta else None,
+    )
 
 
 def load_captions(path: Path) -> dict[str, list[str]]:
@@ -108,8 +118,9 @@ def read_webdataset(path: Path, src: SourceConfig, builder: RecordBuilder) -> It
     yield from builder.drain()
 
 
-def _add_sample(b: RecordBuilder, row: int, key: str, parts: dict[str, bytes], path: Path,
-                src: SourceConfig) -> None:
+def _add_sample(
+    b: RecordBuilder, row: int, key: str, parts: dict[str, bytes], path: Path, src: SourceConfig
+) -> None:
     img_ext = next((e for e in parts if e in IMAGE_EXTENSIONS), None)
     if img_ext is None:
         b.bad(row, f"no_image: sample '{key}' has no image member (members: {', '.join(sorted(parts))})", key)

@@ -40,7 +40,11 @@ def read_csv(path: Path, src: SourceConfig, builder: RecordBuilder, tsv: bool) -
                 continue
             raw = delimiter.join(values)
             if any(_has_surrogates(v) for v in values):
-                builder.bad(start, "invalid_utf8: the row has bytes that are not UTF-8", raw.encode("utf-8", "surrogateescape"))
+                builder.bad(
+                    start,
+                    "invalid_utf8: the row has bytes that are not UTF-8",
+                    raw.encode("utf-8", "surrogateescape"),
+                )
                 continue
             if len(values) != n:
                 builder.bad(start, f"ragged_row: expected {n} fields (as the header), got {len(values)}", raw)
