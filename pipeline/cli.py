@@ -336,7 +336,8 @@ def _flow(cfg: CurateConfig) -> dict:
     from flows.curate import run_curate
 
     try:
-        return run_curate(cfg)
+        with console.status("running the curate flow: ingest, dedup, score, decide, publish"):
+            return run_curate(cfg)
     except IngestError as exc:
         fail(str(exc))
         raise
