@@ -1,4 +1,4 @@
-"""The `curate` flow: ingest -> exact -> rules -> decide -> publish, one task per input / part."""
+"""The `curate` flow: ingest -> exact, rules, near signatures (per part) -> near clusters -> decide -> publish."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from flows.runners import task_runner
 from pipeline.decide import decide
 from pipeline.ingest import IngestResult, InputFile, expand_source, ingest_input
 from pipeline.publish import PublishResult, publish
-from pipeline.stages import STAGES, run_stage_on_part
-from pipeline.workspace import EXACT, RULES, Workspace, write_json
+from pipeline.global_steps import near_step
+from pipeline.stages import STAGES, run_stage_on_part, stages_for
+from pipeline.workspace import Workspace, write_json
 from schemas.config import CurateConfig, IngestConfig
 
 
@@ -23,6 +24,18 @@ def ingest_task(inp: InputFile, cfg: IngestConfig, ws: Workspace) -> IngestResul
 @task(name="stage", cache_policy=NONE, retries=2, retry_delay_seconds=1)
 def stage_task(stage: str, part: str, ws: Workspace, cfg: CurateConfig) -> bool:
     return run_stage_on_part(STAGES[stage], ws, part, cfg)
+
+
+@task(name="near", cache_policy=NONE)
+def near_task(ws: Workspace, cfg: CurateConfig) -> int:
+    return near_step(ws, cfg).num_rows
+
+
+@task(name="label-push", cache_policy=NONE, retries=1, retry_delay_seconds=2)
+def label_push_task(ws: Workspace, cfg: CurateConfig) -> int:
+    from labeling.push import push
+
+    return push(ws.root, cfg.labeling).imported
 
 
 @task(name="decide", cache_policy=NONE)
@@ -45,11 +58,16 @@ def curate_flow(cfg: CurateConfig) -> dict:
     ingested = ingest.map(inputs, cfg=unmapped(cfg.ingest), ws=unmapped(ws)).result()
     parts = [p for r in ingested for p in r.parts]
     stage = stage_task.with_options(retries=cfg.flow.retries)
-    futures = [stage.submit(name, p, ws, cfg) for name in (EXACT, RULES) for p in parts]
+    futures = [stage.submit(s.name, p, ws, cfg) for s in stages_for(cfg) for p in parts]
     wait(futures)
     for f in futures:
         f.result()
+    if cfg.stages.near:
+        near_task(ws, cfg)
     decide_task(ws)
+    if cfg.stages.label:  # uncertain records go to humans; they stay out of the shards until labelled
+        label_push_task(ws, cfg)
+        decide_task(ws)
     return publish_task(ws, cfg).manifest
 
 

@@ -20,9 +20,13 @@ from schemas.record import DECISION_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
 
 # Optional views: name -> workspace file (global step) written by later stages.
 OPTIONAL_VIEWS = {
-    "labels": "labels.parquet",
-    "annotations": "annotations.parquet",
-    "annotators": "annotators.parquet",
+    "clusters": "near.parquet",  # near-duplicate clusters: id, near_cluster, dup_of
+    "labels": "labels.parquet",  # consensus label per (record, queue)
+    "annotations": "annotations.parquet",  # every annotation pulled from Label Studio
+    "annotators": "annotators.parquet",  # per annotator: gold accuracy, agreement
+    "label_agreement": "label_agreement.parquet",  # per queue: Krippendorff's alpha, Fleiss' kappa
+    "label_tasks": "label_tasks.parquet",  # what was pushed to which project, with its prediction
+    "label_issues": "label_issues.parquet",  # suspected label errors (confident learning)
 }
 
 

@@ -190,6 +190,25 @@ def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
+    """Near-duplicates in a workspace: MinHash-LSH (text, records) and pHash (images); decisions updated."""
+    from pipeline.decide import decide
+    from pipeline.global_steps import near_step
+    from pipeline.stages import NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT
+    from pipeline.workspace import Workspace
+
+    cfg, root = resolve(config, workspace)
+    for stage in (NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD):
+        _run_map(stage, cfg, root)
+    ws = Workspace(root)
+    found = near_step(ws, cfg)
+    decide(ws)
+    dups = sum(1 for d in found.column("dup_of").to_pylist() if d is not None)
+    console.print(f"{dups} near-duplicates in {len(set(found.column('near_cluster').to_pylist()))} clusters "
+                  "(decisions updated)")
+
+
+@app.command()
 def publish(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Apply the decisions: write kept records as Arrow shards and manifest.json."""
     from pipeline.decide import decide

@@ -1,49 +1,102 @@
 """Decision: one `decision` (keep / drop / label) and one `reason` per record, from every stage's columns.
 
-Precedence of reasons (the first that applies is the record's reason): duplicates first (the kept copy
-of a group carries the quality verdict), then quality rules. Later stages add their reasons here.
+The first verdict that applies wins, in this order:
+1. duplicates (`exact_dup`, then `near_dup`): the kept copy of a group carries the quality verdict;
+2. a human label pulled from Label Studio (`label:<value>`, keep or drop as the label says);
+3. the first failed heuristic rule (`rule_reason`);
+4. waiting for a human (`awaiting_label`, decision `label`): pushed to Label Studio, not labelled yet;
+otherwise the record is kept with no reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pyarrow as pa
 
+from labeling.config_xml import DECISION_OF_LABEL
 from pipeline import relations
 from pipeline.exact import exact_clusters
+from pipeline.global_steps import NEAR
 from pipeline.workspace import DECISIONS, EXACT, INGEST, RULES, Workspace, write_parquet
 from schemas import columns as C
 from schemas.record import DECISION_SCHEMA, EXACT_SCHEMA
 
+LABELS_FILE = "labels.parquet"
+LABEL_TASKS_FILE = "label_tasks.parquet"
+REVIEW_SUFFIX = "-review"
+AWAITING_LABEL = "awaiting_label"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One stage's say in the decision: the relation it reads, when it applies, what it decides and why."""
+
+    alias: str
+    relation: str  # SQL relation with `id` and the columns below
+    columns: list[str]  # carried into the decisions table (NULL when the stage has not run)
+    when: str  # SQL condition over `alias.<column>`
+    decision: str  # SQL giving keep / drop / label
+    reason: str  # SQL giving the reason
+
+
+def _files(path: Path) -> list[Path]:
+    return [path] if path.exists() else []
+
+
+def _verdicts(ws: Workspace) -> list[Verdict]:
+    scan = relations.parquet_scan
+    out = []
+    near = _files(ws.global_path(NEAR))
+    if near:
+        out.append(Verdict("n", f"(SELECT {C.ID}, {C.NEAR_CLUSTER}, {C.DUP_OF} FROM {scan(near)})",
+                           [C.NEAR_CLUSTER, C.DUP_OF], f"n.{C.DUP_OF} IS NOT NULL", f"'{C.DROP}'",
+                           f"'{C.REASON_NEAR_DUP}'"))
+    labels = _files(ws.root / LABELS_FILE)
+    if labels:
+        mapping = ", ".join(f"'{k}': '{v}'" for k, v in DECISION_OF_LABEL.items())
+        # the review queue's label (a second look at a suspected label error) wins over the first one
+        rel = f"""(SELECT {C.ID}, arg_max({C.LABEL_VALUE}, {C.QUEUE} LIKE '%{REVIEW_SUFFIX}') AS human_label
+                   FROM {scan(labels)} WHERE {C.LABEL_VALUE} IS NOT NULL GROUP BY {C.ID})"""
+        out.append(Verdict("h", rel, [], f"MAP {{{mapping}}}[h.human_label] IS NOT NULL",
+                           f"MAP {{{mapping}}}[h.human_label]", "'label:' || h.human_label"))
+    rules = ws.stage_files(RULES)
+    if rules:
+        out.append(Verdict("r", f"(SELECT {C.ID}, {C.RULE_REASON} FROM {scan(rules)})", [],
+                           f"r.{C.RULE_REASON} IS NOT NULL", f"'{C.DROP}'", f"r.{C.RULE_REASON}"))
+    tasks = _files(ws.root / LABEL_TASKS_FILE)
+    if tasks:
+        out.append(Verdict("t", f"(SELECT DISTINCT {C.ID}, true AS pushed FROM {scan(tasks)} WHERE NOT {C.IS_GOLD})", [],
+                           "t.pushed", f"'{C.LABEL}'", f"'{AWAITING_LABEL}'"))
+    return out
+
+
+NULLABLE_COLUMNS = [C.NEAR_CLUSTER, C.DUP_OF]
+
 
 def decide(ws: Workspace) -> pa.Table:
-    """Compute and write `<ws>/decisions.parquet` from the ingest, exact and rules outputs."""
+    """Compute and write `<ws>/decisions.parquet` from whatever stage outputs the workspace holds."""
     con = relations.connect()
     ingest = relations.parquet_scan(ws.stage_files(INGEST))
     hashes = relations.parquet_scan(ws.stage_files(EXACT), EXACT_SCHEMA)
     con.register("exact_groups", exact_clusters(con, hashes))
-    rules_files = ws.stage_files(RULES)
-    rules = (
-        relations.parquet_scan(rules_files)
-        if rules_files
-        else (f"(SELECT NULL::VARCHAR AS {C.ID}, NULL::VARCHAR AS {C.RULE_REASON} WHERE false)")
-    )
-    table = (
-        con.sql(
-            f"""
+    verdicts = [Verdict("g", "exact_groups", [C.EXACT_CLUSTER, C.EXACT_DUP_OF], f"g.{C.EXACT_DUP_OF} IS NOT NULL",
+                        f"'{C.DROP}'", f"'{C.REASON_EXACT_DUP}'"), *_verdicts(ws)]
+    carried = {c: f"{v.alias}.{c}" for v in verdicts for c in v.columns}
+    cols = ", ".join(f"{carried[c]} AS {c}" if c in carried else f"NULL::VARCHAR AS {c}"
+                     for c in [C.EXACT_CLUSTER, C.EXACT_DUP_OF, *NULLABLE_COLUMNS])
+    joins = " ".join(f"LEFT JOIN {v.relation} {v.alias} USING ({C.ID})" for v in verdicts)
+    decision = " ".join(f"WHEN {v.when} THEN {v.decision}" for v in verdicts)
+    reason = " ".join(f"WHEN {v.when} THEN {v.reason}" for v in verdicts)
+    table = con.sql(
+        f"""
         SELECT i.{C.ID}, i.{C.SOURCE}, i.{C.MODALITY},
-               CASE WHEN reason IS NULL THEN '{C.KEEP}' ELSE '{C.DROP}' END AS {C.DECISION},
-               reason AS {C.REASON}, g.{C.EXACT_CLUSTER}, g.{C.EXACT_DUP_OF}
-        FROM (SELECT {C.ID}, {C.SOURCE}, {C.MODALITY} FROM {ingest}) i
-        LEFT JOIN exact_groups g USING ({C.ID})
-        LEFT JOIN (SELECT {C.ID}, {C.RULE_REASON} FROM {rules}) r USING ({C.ID}),
-        LATERAL (SELECT COALESCE(
-            CASE WHEN g.{C.EXACT_DUP_OF} IS NOT NULL THEN '{C.REASON_EXACT_DUP}' END,
-            r.{C.RULE_REASON}) AS reason)
+               CASE {decision} ELSE '{C.KEEP}' END AS {C.DECISION},
+               CASE {reason} END AS {C.REASON}, {cols}
+        FROM (SELECT {C.ID}, {C.SOURCE}, {C.MODALITY} FROM {ingest}) i {joins}
         ORDER BY i.{C.ID}
         """
-        )
-        .to_arrow_table()
-        .cast(DECISION_SCHEMA)
-    )
+    ).to_arrow_table().cast(DECISION_SCHEMA)
     write_parquet(table, ws.global_path(DECISIONS))
     return table

@@ -32,7 +32,7 @@ from pipeline.workspace import (
 from quality.rules import RULE_COLUMNS
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
-from schemas.record import QUARANTINE_SCHEMA, RECORD_SCHEMA
+from schemas.record import EXACT_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
 
 MANIFEST_FORMAT = "curate-manifest/1"
 
@@ -54,18 +54,21 @@ def code_version() -> str:
 
 
 def published_schema() -> pa.Schema:
-    """Columns of a published shard: the record, its content hash and its rule scores."""
-    extra = [pa.field(C.CONTENT_HASH, pa.string())] + [pa.field(c, pa.float64()) for c in RULE_COLUMNS]
-    return pa.schema(list(RECORD_SCHEMA) + extra)
+    """Columns of a published shard: the record, its content hash, its cluster ids and its rule scores."""
+    extra = [pa.field(c, pa.string()) for c in (C.CONTENT_HASH, C.EXACT_CLUSTER, C.NEAR_CLUSTER)]
+    return pa.schema(list(RECORD_SCHEMA) + extra + [pa.field(c, pa.float64()) for c in RULE_COLUMNS])
+
+
+RULES_SCHEMA = pa.schema([pa.field(C.ID, pa.string())] + [pa.field(c, pa.float64()) for c in RULE_COLUMNS])
 
 
 def _fingerprint(ws: Workspace, cfg: CurateConfig) -> str:
+    """Changes whenever a decision, a stage output or the publish settings change."""
     h = xxhash.xxh3_128()
     h.update(config_hash(cfg.publish).encode())
     h.update(ws.global_path(DECISIONS).read_bytes())
-    for stage in (INGEST, EXACT, RULES):
-        for f in ws.stage_files(stage):
-            h.update(f"{stage}/{f.name}:{f.stat().st_size}".encode())
+    for f in sorted(ws.root.glob("*/*.parquet")):
+        h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}".encode())
     return h.hexdigest()
 
 
@@ -89,22 +92,16 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
         remove_orphans(ws, stage)
     schema = published_schema()
     con = relations.connect()
-    ingest = relations.parquet_scan(ws.stage_files(INGEST), RECORD_SCHEMA)
-    exact = relations.parquet_scan(ws.stage_files(EXACT))
-    rules = relations.parquet_scan(ws.stage_files(RULES))
-    decisions = relations.parquet_scan([ws.global_path(DECISIONS)])
-    rule_cols = (
-        ", ".join(f"r.{c}" for c in RULE_COLUMNS)
-        if ws.stage_files(RULES)
-        else ", ".join(f"NULL::DOUBLE AS {c}" for c in RULE_COLUMNS)
-    )
-    rules_join = f"LEFT JOIN {rules} r USING ({C.ID})" if ws.stage_files(RULES) else ""
-    exact_col = f"x.{C.CONTENT_HASH}" if ws.stage_files(EXACT) else f"NULL::VARCHAR AS {C.CONTENT_HASH}"
-    exact_join = f"LEFT JOIN {exact} x USING ({C.ID})" if ws.stage_files(EXACT) else ""
+    scan = relations.parquet_scan
+    decisions = scan([ws.global_path(DECISIONS)])
     rel = con.sql(
         f"""
-        SELECT {", ".join("i." + f.name for f in RECORD_SCHEMA)}, {exact_col}, {rule_cols}
-        FROM {ingest} i JOIN {decisions} d USING ({C.ID}) {exact_join} {rules_join}
+        SELECT {", ".join("i." + f.name for f in RECORD_SCHEMA)}, x.{C.CONTENT_HASH},
+               d.{C.EXACT_CLUSTER}, d.{C.NEAR_CLUSTER}, {", ".join("r." + c for c in RULE_COLUMNS)}
+        FROM {scan(ws.stage_files(INGEST), RECORD_SCHEMA)} i
+        JOIN {decisions} d USING ({C.ID})
+        LEFT JOIN {scan(ws.stage_files(EXACT), EXACT_SCHEMA)} x USING ({C.ID})
+        LEFT JOIN {scan(ws.stage_files(RULES), RULES_SCHEMA)} r USING ({C.ID})
         WHERE d.{C.DECISION} = '{C.KEEP}'
         ORDER BY i.{C.ID}
         """

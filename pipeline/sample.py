@@ -15,66 +15,30 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-SUBJECTS = [
-    "The city council",
-    "A small bakery",
-    "Our research team",
-    "The local library",
-    "A young engineer",
-    "The hospital board",
-    "The football club",
-    "A group of students",
-    "The river authority",
-    "An independent bookshop",
-    "The museum",
-    "A family farm",
-    "The transit agency",
-    "The school choir",
-]
-VERBS = [
-    "announced",
-    "opened",
-    "published",
-    "tested",
-    "repaired",
-    "celebrated",
-    "reviewed",
-    "expanded",
-    "cancelled",
-    "designed",
-    "measured",
-    "funded",
-]
-OBJECTS = [
-    "a new reading room for the neighbourhood",
-    "the results of a two-year study on soil health",
-    "a plan to replace the old bridge",
-    "a weekend market with produce from nearby villages",
-    "an exhibition of maps drawn by hand",
-    "the bus timetable for the winter months",
-    "a programme that teaches adults to code",
-    "the roof of the east wing",
-    "a scholarship for students of music",
-    "a solar array on the sports hall",
-    "a survey of nesting birds along the coast",
-    "the recipe that made it famous",
-]
-TAILS = [
-    "after months of careful planning.",
-    "with help from volunteers.",
-    "and the response was warm.",
-    "despite the heavy rain that week.",
-    "to the surprise of many residents.",
-    "on Tuesday morning.",
-    "and invited everyone to take part.",
-    "because the old one had worn out.",
-    "with a budget smaller than last year.",
-    "and said more news would follow soon.",
-]
+ADJECTIVES = ("quiet busy narrow ancient modern wooden coastal rural urban northern southern eastern western "
+              "famous hidden crowded empty colourful frozen sunny rainy windy golden silver broken newly "
+              "restored tiny enormous local regional national private public seasonal weekly annual early "
+              "late bright dark gentle noisy careful bold humble proud curious patient").split()
+NOUNS = ("library bakery harbour bridge museum garden market school station orchard village council "
+         "theatre clinic workshop river valley forest island tower chapel factory farm lighthouse "
+         "stadium bookshop gallery canal quarry mill cottage observatory tunnel festival parade choir "
+         "orchestra archive laboratory kitchen warehouse ferry railway airport meadow vineyard glacier "
+         "volcano desert reef").split()
+VERBS = ("opened closed repaired painted visited described measured photographed restored expanded "
+         "celebrated inspected mapped studied protected funded designed rebuilt cleaned guarded "
+         "replaced welcomed surveyed documented renamed").split()
+PEOPLE = ("volunteers engineers students farmers teachers nurses artists fishermen historians children "
+          "neighbours architects gardeners musicians scientists bakers drivers librarians").split()
+PLACES = ("near the old square", "beside the river", "on the edge of town", "behind the station",
+          "across the valley", "at the end of the pier", "under the hill", "along the coast road")
+WHEN = ("last spring", "in early March", "after the storm", "during the summer holidays", "on a cold morning",
+        "two years ago", "before the election", "at the start of the season")
 BOILERPLATE = "\nSubscribe to our newsletter. Cookies help us deliver our services. All rights reserved."
 
-CITIES = ["Springfield", "Riverton", "Lakeside", "Hillview", "Brookfield", "Fairmont"]
-STREETS = ["Main", "Oak", "Maple", "Cedar", "Elm", "Park", "Lake", "Hill"]
+CITIES = ["Springfield", "Riverton", "Lakeside", "Hillview", "Brookfield", "Fairmont", "Ashford", "Cliffton",
+          "Dunmore", "Eastwick", "Glenrock", "Hollowell"]
+STREETS = ["Main", "Oak", "Maple", "Cedar", "Elm", "Park", "Lake", "Hill", "Birch", "Church", "Mill", "Station",
+           "Market", "Bridge", "Castle", "Harbour"]
 KINDS = ["bakery", "pharmacy", "bookshop", "garage", "cafe", "florist", "dentist", "hardware"]
 NAMES = [
     "Sunrise",
@@ -92,23 +56,32 @@ NAMES = [
 ]
 
 
-def _doc(rng: random.Random) -> str:
-    sentences = [
-        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(TAILS)}"
-        for _ in range(rng.randint(4, 8))
+def _sentence(rng: random.Random) -> str:
+    c = rng.choice
+    forms = [
+        lambda: f"The {c(ADJECTIVES)} {c(NOUNS)} {c(PLACES)} was {c(VERBS)} by {c(PEOPLE)} {c(WHEN)}.",
+        lambda: f"{c(PEOPLE).title()} {c(VERBS)} a {c(ADJECTIVES)} {c(NOUNS)} {c(WHEN)}, and the "
+        f"{c(NOUNS)} {c(PLACES)} is {c(ADJECTIVES)} again.",
+        lambda: f"{c(WHEN).capitalize()}, the {c(NOUNS)} and the {c(ADJECTIVES)} {c(NOUNS)} were "
+        f"{c(VERBS)} with help from {c(ADJECTIVES)} {c(PEOPLE)}.",
+        lambda: f"Many {c(PEOPLE)} say that the {c(NOUNS)} {c(PLACES)} is more {c(ADJECTIVES)} than the "
+        f"{c(NOUNS)} they {c(VERBS)} {c(WHEN)}.",
     ]
-    paragraphs, cut = [], rng.randint(2, len(sentences) - 1)
-    paragraphs.append(" ".join(sentences[:cut]))
-    paragraphs.append(" ".join(sentences[cut:]))
-    return "\n\n".join(paragraphs)
+    return c(forms)()
+
+
+def _doc(rng: random.Random) -> str:
+    sentences = [_sentence(rng) for _ in range(rng.randint(4, 8))]
+    cut = rng.randint(2, len(sentences) - 1)
+    return " ".join(sentences[:cut]) + "\n\n" + " ".join(sentences[cut:])
 
 
 def _typos(text: str, rng: random.Random, n: int = 3) -> str:
     chars = list(text)
-    for _ in range(n):
-        i = rng.randrange(1, len(chars) - 2)
-        if chars[i].isalpha() and chars[i + 1].isalpha():
-            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+    spots = [i for i in range(1, len(chars) - 1) if chars[i].isalpha() and chars[i + 1].isalpha()
+             and chars[i] != chars[i + 1]]
+    for i in rng.sample(spots, n):
+        chars[i], chars[i + 1] = chars[i + 1], chars[i]
     return "".join(chars)
 
 

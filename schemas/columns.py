@@ -40,7 +40,7 @@ NEAR_CLUSTER = "near_cluster"
 DUP_OF = "dup_of"  # id of the kept record of the near-duplicate cluster, null when kept
 MINHASH = "minhash"  # fixed-size list<uint32> signature
 PHASH = "phash"  # uint64 perceptual hash
-LSH_BANDS = "lsh_bands"  # list<uint64>: one LSH key per band of the MinHash signature
+LSH_BAND = "lsh_band_"  # prefix: lsh_band_00, lsh_band_01, ... one uint64 LSH key per band
 NEAR_LENGTH = "near_length"  # normalised characters (text/record) or pixels (image): the keep tie-break
 
 # --- embeddings, semantic dedup ----------------------------------------------------
@@ -80,3 +80,23 @@ REASON_SEMANTIC_DUP = "semantic_dup"
 LABEL_VALUE = "label"
 LABEL_CONFIDENCE = "label_confidence"
 ANNOTATORS = "annotators"
+PREDICTION = "prediction"  # model's suggested label sent as a pre-annotation
+PREDICTION_SCORE = "prediction_score"
+PROJECT_ID = "project_id"  # Label Studio project of a queue
+TASK_ID = "task_id"  # Label Studio task
+ANNOTATION_ID = "annotation_id"  # Label Studio annotation
+ANNOTATOR = "annotator"  # Label Studio user id (as text) who made an annotation
+SERVER = "server"  # base URL of the Label Studio server a row came from
+IS_GOLD = "is_gold"  # task mixed in with a known answer
+GOLD_LABEL = "gold_label"
+CATEGORY = "category"  # secondary choice of a text queue (domain / topic)
+CORRECTION = "correction"  # annotator's fixed caption / record note
+N_ANNOTATIONS = "n_annotations"
+GOLD_ACCURACY = "gold_accuracy"
+AGREEMENT = "agreement"  # annotator's share of annotations that match the consensus
+KRIPPENDORFF_ALPHA = "krippendorff_alpha"
+FLEISS_KAPPA = "fleiss_kappa"
+LABEL_ISSUE = "label_issue"  # confident learning: the given label looks wrong
+LABEL_QUALITY = "label_quality"
+SUGGESTED_LABEL = "suggested_label"
+LABEL_RANK = "label_rank"  # 1.. order in which routing picked a record for humans, null = not picked

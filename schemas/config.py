@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas.labeling import LabelingConfig
+from schemas.near import NearConfig
+
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "images", "webdataset")
 
 
@@ -103,13 +106,23 @@ class FlowConfig(Strict):
     retries: int = Field(2, ge=0, description="retries of a task on I/O errors")
 
 
+class StagesConfig(Strict):
+    """Which optional stages the flow runs (ingest, exact dedup, rules, decide and publish always run)."""
+
+    near: bool = Field(True, description="near-duplicates: MinHash-LSH (text, records), pHash (images)")
+    label: bool = Field(False, description="push uncertain records to Label Studio (or import files) after decide")
+
+
 class CurateConfig(Strict):
     """A whole run."""
 
     workspace: str = "workspace"
     sources: list[SourceConfig] = Field(default_factory=list)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    near: NearConfig = Field(default_factory=NearConfig)
+    labeling: LabelingConfig = Field(default_factory=LabelingConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     flow: FlowConfig = Field(default_factory=FlowConfig)
 

@@ -43,6 +43,8 @@ DECISION_SCHEMA = pa.schema(
         pa.field(C.REASON, pa.string()),
         pa.field(C.EXACT_CLUSTER, pa.string()),
         pa.field(C.EXACT_DUP_OF, pa.string()),
+        pa.field(C.NEAR_CLUSTER, pa.string()),
+        pa.field(C.DUP_OF, pa.string()),
     ]
 )
 

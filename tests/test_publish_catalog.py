@@ -14,7 +14,8 @@ from pipeline.decide import decide
 from pipeline.ingest import expand_source, ingest_input
 from pipeline.publish import publish
 from pipeline.sample import write_sample
-from pipeline.stages import STAGES, run_stage_on_part
+from pipeline.global_steps import near_step
+from pipeline.stages import run_stage_on_part, stages_for
 from pipeline.workspace import Workspace
 from schemas import columns as C
 from schemas.config import CurateConfig, load_config
@@ -26,7 +27,8 @@ def curate_core(cfg: CurateConfig) -> tuple[Workspace, dict, bool, int]:
     for src in cfg.sources:
         for inp in expand_source(src):
             ingest_input(inp, cfg.ingest, ws)
-    redone = sum(run_stage_on_part(s, ws, p, cfg) for s in STAGES.values() for p in ws.parts())
+    redone = sum(run_stage_on_part(s, ws, p, cfg) for s in stages_for(cfg) for p in ws.parts())
+    near_step(ws, cfg)
     decide(ws)
     res = publish(ws, cfg)
     return ws, res.manifest, res.skipped, redone
@@ -111,3 +113,21 @@ def test_catalog_names_a_missing_workspace(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert query(tmp_path / "empty", "SELECT count(*) AS n FROM decisions").to_pylist() == [{"n": 0}]
     assert json.dumps(query(tmp_path / "empty", "SELECT * FROM shards").schema.names)
+
+
+def test_planted_near_duplicates_share_a_cluster_with_their_original(sample_cfg: CurateConfig) -> None:
+    ws, _, _, _ = curate_core(sample_cfg)
+    con = connect(ws.root)
+    rows = con.execute(
+        """SELECT v.id, v.near_cluster, o.near_cluster FROM records v
+           JOIN records o ON o.id = 'texts/doc-' || lpad(CAST(CAST(split_part(v.id, '-', 2) AS INT) - 117 AS
+           VARCHAR), 4, '0')
+           WHERE v.meta LIKE '%"variant":"near_dup"%' ORDER BY v.id"""
+    ).fetchall()
+    assert len(rows) == 12
+    assert all(a is not None and a == b for _, a, b in rows)
+    resized = con.execute(
+        "SELECT count(*) FROM records v JOIN records o ON o.id = replace(v.id, '-resized', '') "
+        "WHERE v.id LIKE '%-resized.png' AND v.near_cluster = o.near_cluster"
+    ).fetchone()[0]
+    assert resized == 3

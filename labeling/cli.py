@@ -1,0 +1,223 @@
+"""`curate labelstudio up|down|status` and `curate label push|pull|simulate`; heavy imports stay inside."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+labelstudio_app = typer.Typer(
+    help="Run a local Label Studio server for annotators (127.0.0.1, data inside the workspace).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+label_app = typer.Typer(
+    help="Human labelling: push uncertain records to Label Studio, pull labels back, simulate the loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="curate.toml whose [labeling] table to use (default: ./curate.toml if present).",
+    ),
+]
+
+
+def _err(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def load_labeling_config(config: Path | None) -> Any:
+    """The [labeling] section of curate.toml (explicit path, else ./curate.toml, else defaults)."""
+    from schemas.config import ConfigError, load_config
+    from schemas.labeling import LabelingConfig
+
+    path = config if config is not None else (Path("curate.toml") if Path("curate.toml").exists() else None)
+    if path is None:
+        return LabelingConfig()
+    try:
+        return load_config(path).labeling
+    except ConfigError as exc:
+        _err(str(exc))
+
+
+@labelstudio_app.command("up")
+def up(
+    workspace: WorkspaceOpt = Path("workspace"),
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default: config, else a free one).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the workspace's Label Studio server, wait until healthy, print the URL for annotators."""
+    from labeling import server
+
+    cfg = load_labeling_config(config)
+    try:
+        s = server.start(workspace, cfg, port)
+    except server.ServerError as exc:
+        _err(str(exc))
+    typer.echo(f"Label Studio is up: {s.url}  (log in as {s.username}; password and token in "
+               f"{server.state_path(workspace)})")  # fmt: skip
+
+
+@labelstudio_app.command("down")
+def down(workspace: WorkspaceOpt = Path("workspace")) -> None:
+    """Stop the workspace's local Label Studio server."""
+    from labeling import server
+
+    typer.echo("stopped" if server.stop(workspace) else "not running")
+
+
+@labelstudio_app.command("status")
+def status(
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"url", "token", "running"} as JSON.')
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Say whether the workspace's (or the configured remote) Label Studio server answers."""
+    from labeling import server
+
+    cfg = load_labeling_config(config)
+    try:
+        st = server.status(workspace, cfg)
+    except server.ServerError as exc:
+        _err(str(exc))
+    if as_json:
+        typer.echo(json.dumps({"url": st["url"], "token": st["token"], "running": st["running"]}))
+    elif st["url"] is None:
+        typer.echo("no server: run `curate labelstudio up`")
+    else:
+        typer.echo(f"{st['url']}: {'running' if st['running'] else 'not answering'}")
+    if not st["running"]:
+        raise typer.Exit(1 if not as_json else 0)
+
+
+@label_app.command("push")
+def push_cmd(
+    workspace: WorkspaceOpt = Path("workspace"),
+    queue: Annotated[str | None, typer.Option(help="Push only this queue (default: all queues).")] = None,
+    budget: Annotated[
+        int | None, typer.Option(help="Records sent to humans this round (default: config budget).")
+    ] = None,
+    to_file: Annotated[
+        bool, typer.Option("--to-file", help="Write Label Studio import files even if a server runs.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Route uncertain records to their queues and import them into Label Studio (never twice)."""
+    from labeling import push, server
+    from labeling.client import LabelStudioError
+
+    cfg = load_labeling_config(config)
+    try:
+        result = push.push(workspace, cfg, queue, budget, server=None if to_file else "auto")
+    except (LabelStudioError, server.ServerError, FileNotFoundError, ValueError) as exc:
+        _err(str(exc))
+    for q in result.queues:
+        if q.file:
+            typer.echo(f"{q.queue}: {q.selected} tasks + {q.gold} gold written to {q.file}")
+        elif q.project_id is not None:
+            typer.echo(f"{q.queue}: project {q.project_id}: imported {q.imported} ({q.gold} gold), "
+                       f"{q.already} already there, {q.candidates} candidates")  # fmt: skip
+        else:
+            typer.echo(f"{q.queue}: nothing to push ({q.candidates} candidates)")
+    if result.server is None:
+        typer.echo("no Label Studio server: wrote import files (import them in the Label Studio UI, "
+                   "or run `curate labelstudio up` and push again)")  # fmt: skip
+    else:
+        typer.echo(f"annotators: {result.server}")
+    _refresh_decisions(workspace)
+
+
+@label_app.command("pull")
+def pull_cmd(workspace: WorkspaceOpt = Path("workspace"), config: ConfigOpt = None) -> None:
+    """Read all annotations, compute consensus, agreement and gold accuracy into the labels tables."""
+    from labeling import pull, server
+    from labeling.client import LabelStudioError
+
+    cfg = load_labeling_config(config)
+    try:
+        r = pull.pull(workspace, cfg)
+    except (LabelStudioError, server.ServerError) as exc:
+        _err(f"{exc} (nothing was written)")
+    typer.echo(f"{r.annotations} annotations ({r.new} new) from {r.projects} projects -> {r.labels} labels")
+    for name, path in r.paths.items():
+        typer.echo(f"  {name}: {path}")
+    _refresh_decisions(workspace)
+
+
+def _refresh_decisions(workspace: Path) -> None:
+    """Re-derive the decisions so SQL shows pushed records as `label` and labelled ones as humans said."""
+    from pipeline.decide import decide
+    from pipeline.workspace import Workspace
+
+    ws = Workspace(workspace)
+    if ws.parts():
+        decide(ws)
+        typer.echo("decisions updated (curate publish applies them)")
+
+
+@label_app.command("simulate")
+def simulate_cmd(
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input", "-i", help="Labelled table (TSV/CSV/JSONL/Parquet) or image folder with labels.csv."
+        ),
+    ],  # fmt: skip
+    label_field: Annotated[str, typer.Option(help="Column holding the known label.")],
+    out: Annotated[
+        Path, typer.Option(help="Where to write the curve CSV (labels, accuracy per round).")
+    ] = Path("curve.csv"),
+    strategy: Annotated[
+        str, typer.Option(help="uncertainty (+diversity), diversity or random.")
+    ] = "uncertainty",
+    budget: Annotated[int, typer.Option(help="Labels asked per round.")] = 20,
+    rounds: Annotated[int, typer.Option(help="Rounds of label, retrain, re-route.")] = 10,
+    noise: Annotated[float, typer.Option(help="Probability the simulated annotator answers wrong.")] = 0.0,
+    text_field: Annotated[
+        str | None, typer.Option(help="Text column (default: the longest text one).")
+    ] = None,
+    features: Annotated[
+        str, typer.Option(help="Text features: auto, static, transformer or tfidf.")
+    ] = "auto",
+    uncertainty: Annotated[
+        str, typer.Option(help="least_confidence, margin or entropy.")
+    ] = "least_confidence",
+    seed: Annotated[int, typer.Option(help="Random seed of the split, picks and noise.")] = 0,
+) -> None:
+    """Run the active-learning loop with a simulated annotator; write curve.csv (labels, accuracy)."""
+    if strategy not in ("uncertainty", "diversity", "random"):
+        _err(f"--strategy {strategy!r}: use uncertainty, diversity or random")
+    if uncertainty not in ("least_confidence", "margin", "entropy"):
+        _err(f"--uncertainty {uncertainty!r}: use least_confidence, margin or entropy")
+    if not 0 <= noise < 1:
+        _err("--noise must be in [0, 1)")
+    from labeling import learner, simulate
+
+    try:
+        ds = learner.load(input, label_field, text_field, features=features, seed=seed)
+    except (OSError, ValueError) as exc:
+        _err(str(exc))
+    typer.echo(f"{len(ds.y)} records, {len(ds.classes)} classes, features: {ds.features}")
+    rows = simulate.run(ds, strategy, budget, rounds, noise, seed, method=uncertainty)  # type: ignore[arg-type]
+    path = simulate.write_curve(rows, out)
+    last = rows[-1] if rows else {"labels": 0, "accuracy": float("nan")}
+    typer.echo(f"{len(rows)} rounds, {last['labels']} labels, accuracy {float(last['accuracy']):.3f}"  # type: ignore[arg-type]
+               f" -> {path}")  # fmt: skip
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(label_app())

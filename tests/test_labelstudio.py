@@ -1,0 +1,304 @@
+"""The labelling round trip against a REAL Label Studio server (started once, loopback, temp data dir).
+
+The workspace holds real SMS messages (../shared/data/sms_spam, ham = keep, spam = drop) and a quality
+score from a classifier trained on other SMS; two annotators answer through the API from the real labels,
+except that annotator B gets one gold task wrong (the one disagreement). Checks run in SQL with DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from labeling import config_xml, pull, push, server
+from labeling.client import PROJECT_PREFIX, Client, LabelStudioError
+from schemas import columns as C
+from schemas.labeling import LabelingConfig, QueueConfig
+from schemas.record import RECORD_SCHEMA
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SMS = DATA / "sms_spam" / "SMSSpamCollection"
+CIFAR = DATA / "cifar10_sample"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is absent")
+
+N_RECORDS = 300
+ANSWER = {"ham": "keep", "spam": "drop"}
+
+
+def sms_rows() -> list[tuple[str, str]]:
+    """(label, text) of every SMS in file order."""
+    return [tuple(ln.split("\t", 1)) for ln in SMS.read_text(encoding="utf-8").splitlines()[1:]]  # type: ignore[misc]
+
+
+def write_ingest(ws: Path, part: str, ids: list[str], modality: str, texts: list[str | None],
+                 images: list[bytes | None] | None = None, source_file: str = "") -> None:  # fmt: skip
+    """Record rows as the ingest stage writes them."""
+    n = len(ids)
+    none = [None] * n
+    t = pa.table(
+        {
+            C.ID: ids,
+            C.SOURCE: [part] * n,
+            C.MODALITY: [modality] * n,
+            C.TEXT: texts,
+            C.IMAGE: images or none,
+            C.IMAGE_PATH: none,
+            C.WIDTH: none,
+            C.HEIGHT: none,
+            C.IMAGE_FORMAT: none,
+            C.DATA: none,
+            C.META: none,
+            C.SOURCE_FILE: [source_file] * n,
+            C.SOURCE_ROW: list(range(1, n + 1)),
+        },  # fmt: skip
+        schema=RECORD_SCHEMA,
+    )
+    (ws / "ingest").mkdir(parents=True, exist_ok=True)
+    pq.write_table(t, ws / "ingest" / f"{part}.parquet")
+
+
+@pytest.fixture(scope="session")
+def ls(tmp_path_factory: pytest.TempPathFactory):
+    """A real Label Studio server for the session, data dir inside a temp workspace."""
+    root = tmp_path_factory.mktemp("ls_ws")
+    s = server.start(root, LabelingConfig(start_timeout_s=400))
+    try:
+        yield root, s
+    finally:
+        server.stop(root)
+
+
+@pytest.fixture(scope="module")
+def sms_ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Workspace of 300 real SMS + a real quality score + 6 gold records; returns (root, id -> answer)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from quality.embed import embed_texts
+    from schemas.embed import EmbedConfig
+
+    rows = sms_rows()
+    ws = tmp_path_factory.mktemp("sms_ws")
+    ids = [f"sms-{i + 2}" for i in range(N_RECORDS)]
+    texts = [r[1] for r in rows[:N_RECORDS]]
+    write_ingest(ws, "sms", ids, C.TEXT_MODALITY, texts, source_file=str(SMS))  # type: ignore[arg-type]
+    train = rows[N_RECORDS : N_RECORDS + 1500]
+    cfg = EmbedConfig(embedder="static", device="cpu")
+    model = LogisticRegression(max_iter=2000).fit(
+        embed_texts([t for _, t in train], cfg), [lab == "ham" for lab, _ in train]
+    )
+    quality = model.predict_proba(embed_texts(texts, cfg))[:, 1]
+    (ws / "score").mkdir()
+    pq.write_table(pa.table({C.ID: ids, C.QUALITY: quality}), ws / "score" / "sms.parquet")
+    truth = {i: ANSWER[r[0]] for i, r in zip(ids, rows[:N_RECORDS], strict=True)}
+    spam = [i for i in ids if truth[i] == "drop"][:2]
+    ham = [i for i in ids if truth[i] == "keep"][:4]
+    pl.DataFrame({C.ID: spam + ham, C.LABEL_VALUE: [truth[i] for i in spam + ham]}).write_parquet(
+        ws / "gold.parquet"
+    )
+    return ws, truth
+
+
+def cfg_for(**kw) -> LabelingConfig:
+    return LabelingConfig(budget=6, gold_rate=0.3, overlap=2, retries=1, backoff_s=0.1, **kw)
+
+
+def test_every_labelling_config_is_accepted_by_the_server(ls) -> None:
+    _, s = ls
+    client = Client(s)
+    classes = sorted({ln.split(",")[1] for ln in (CIFAR / "labels.csv").read_text().splitlines()[1:]})
+    queues = [
+        QueueConfig(name="cfg text", task="text_classification", categories=["science", "health"]),
+        QueueConfig(name="cfg image", task="image_classification", choices=classes),
+        QueueConfig(name="cfg caption", task="caption_check"),
+        QueueConfig(name="cfg record", task="record_review"),
+    ]
+    for q in queues:
+        pid = client.ensure_project(f"check {q.name}", config_xml.label_config(q), 1)
+        got = client.sdk.projects.get(id=pid)
+        assert f'name="{config_xml.LABEL_CONTROL}"' in got.label_config
+        assert client.ensure_project(f"check {q.name}", config_xml.label_config(q), 1) == pid  # found again
+
+
+def test_round_trip_consensus_agreement_gold_in_sql(ls, sms_ws) -> None:
+    _, s = ls
+    ws, truth = sms_ws
+    cfg = cfg_for()
+    r = push.push(ws, cfg, server=s)
+    text = next(q for q in r.queues if q.queue == "text")
+    assert (text.selected, text.gold) == (6, 2)
+    assert text.imported == 8
+    tasks = pl.read_parquet(ws / "label_tasks.parquet")
+    assert tasks.height == 8 and tasks[C.IS_GOLD].sum() == 2
+    assert tasks[C.ID].n_unique() == 8
+
+    # predictions went in as pre-annotations with their scores
+    client = Client(s, cfg)
+    on_server = list(client.iter_tasks(text.project_id))
+    assert len(on_server) == 8
+    by_record = {t["data"]["record_id"]: t for t in on_server}
+    for row in tasks.iter_rows(named=True):
+        pred = by_record[row[C.ID]]["predictions"][0]
+        assert pred["score"] == pytest.approx(row[C.PREDICTION_SCORE])
+        assert pred["result"][0]["value"]["choices"] == [row[C.PREDICTION]]
+    # the routed (non-gold) records are the most uncertain ones under the real quality score
+    scores = pl.read_parquet(ws / "score" / "sms.parquet")
+    picked = scores.filter(pl.col(C.ID).is_in(tasks.filter(~pl.col(C.IS_GOLD))[C.ID].to_list()))
+    unpicked_gap = (scores[C.QUALITY] - 0.5).abs().median()
+    assert (picked[C.QUALITY] - 0.5).abs().max() < unpicked_gap
+
+    # crash after import, before the local table was written: re-push imports nothing twice
+    (ws / "label_tasks.parquet").unlink()
+    again = next(q for q in push.push(ws, cfg, server=s).queues if q.queue == "text")
+    assert (again.imported, again.already) == (0, 8)
+    rebuilt = pl.read_parquet(ws / "label_tasks.parquet").drop("pushed_at").sort(C.ID)
+    assert rebuilt.equals(tasks.drop("pushed_at").sort(C.ID))
+    assert len(list(client.iter_tasks(text.project_id))) == 8
+
+    # two annotators: B answers the first gold task wrong (the one disagreement)
+    a = client.ensure_user("annotator.a@example.com", "Ann", "A")
+    b = client.ensure_user("annotator.b@example.com", "Bob", "B")
+    q = QueueConfig(name="text")
+    wrong_on = tasks.filter(pl.col(C.IS_GOLD)).sort(C.TASK_ID)[C.ID][0]
+    for rid, tid in tasks.select(C.ID, C.TASK_ID).iter_rows():
+        right = truth[rid]
+        other = "keep" if right == "drop" else "drop"
+        client.annotate(tid, [config_xml.choice_result(q, right)], a)
+        client.annotate(tid, [config_xml.choice_result(q, other if rid == wrong_on else right)], b)
+
+    res = pull.pull(ws, cfg, server=s)
+    assert (res.annotations, res.new) == (16, 16)
+    con = duckdb.connect()
+    for name in ("annotations", "labels", "annotators", "label_agreement"):
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{ws / (name + '.parquet')}')")
+
+    # gold accuracy per annotator, recomputed in SQL from the raw annotations
+    acc = dict(con.execute("SELECT annotator, gold_accuracy FROM annotators").fetchall())
+    raw = dict(
+        con.execute(
+            "SELECT annotator, avg((label = gold_label)::DOUBLE) FROM annotations WHERE is_gold GROUP BY 1"
+        ).fetchall()
+    )
+    assert acc == pytest.approx(raw)
+    assert acc["annotator.a@example.com"] == 1.0
+    assert acc["annotator.b@example.com"] == pytest.approx(0.5)  # one of two gold tasks wrong
+
+    # consensus: every record gets the true answer; the disagreement goes to the better annotator
+    rows = con.execute("SELECT id, label, label_confidence FROM labels").fetchall()
+    labels = {rid: (lab, conf) for rid, lab, conf in rows}
+    assert len(labels) == 8
+    assert all(labels[rid][0] == truth[rid] for rid in labels)
+    agreed = [conf for rid, (_, conf) in labels.items() if rid != wrong_on]
+    assert labels[wrong_on][1] < min(agreed) and 0.5 < labels[wrong_on][1] < 1
+    n_ann = con.execute("SELECT min(len(annotators)), max(n_annotations) FROM labels").fetchone()
+    assert n_ann == (2, 2)
+
+    # agreement: Fleiss' kappa recomputed in SQL equals the table's; alpha below 1 (one disagreement)
+    kappa_sql = con.execute(
+        """
+        WITH c AS (SELECT id, label, count(*)::DOUBLE AS n FROM annotations GROUP BY ALL),
+        item AS (SELECT id, (sum(n * n) - sum(n)) / (sum(n) * (sum(n) - 1)) AS p FROM c GROUP BY id),
+        cls AS (SELECT label, sum(n) / (SELECT sum(n) FROM c) AS pj FROM c GROUP BY label),
+        pe AS (SELECT sum(pj * pj) AS pe FROM cls)
+        SELECT ((SELECT avg(p) FROM item) - pe) / (1 - pe) FROM pe
+        """
+    ).fetchone()[0]
+    kappa, alpha, n_overlap = con.execute(
+        "SELECT fleiss_kappa, krippendorff_alpha, n_overlap FROM label_agreement WHERE queue = 'text'"
+    ).fetchone()
+    assert kappa == pytest.approx(kappa_sql)
+    assert n_overlap == 8 and 0 < alpha < 1
+
+    # repeated pulls count nothing twice; a new annotation is added, not lost
+    again = pull.pull(ws, cfg, server=s)
+    assert (again.annotations, again.new) == (16, 0)
+    c = client.ensure_user("annotator.c@example.com", "Cy", "C")
+    tid = tasks.filter(pl.col(C.ID) == wrong_on)[C.TASK_ID][0]
+    client.annotate(int(tid), [config_xml.choice_result(q, truth[wrong_on])], c)
+    third = pull.pull(ws, cfg, server=s)
+    assert (third.annotations, third.new) == (17, 1)
+    con.close()
+
+    # Label Studio down: retries, then a clear error, and nothing is written
+    before = {n: (ws / f"{n}.parquet").read_bytes() for n in ("annotations", "labels", "annotators")}
+    dead = server.Server(url=f"http://127.0.0.1:{server.free_port()}", token="x")
+    with pytest.raises(LabelStudioError, match="did not answer"):
+        pull.pull(ws, cfg, server=dead)
+    assert {n: (ws / f"{n}.parquet").read_bytes() for n in before} == before
+
+
+def test_images_without_scorer_use_diversity_and_data_urls(ls, tmp_path: Path) -> None:
+    _, s = ls
+    lines = (CIFAR / "labels.csv").read_text().splitlines()[1:]
+    picked = lines[::50]  # 20 images, two per class
+    ids = [f"cifar-{p.split(',')[0]}" for p in picked]
+    images = [(CIFAR / p.split(",")[0]).read_bytes() for p in picked]
+    write_ingest(tmp_path, "cifar", ids, C.IMAGE_MODALITY, [None] * len(ids), images, str(CIFAR))
+    classes = sorted({p.split(",")[1] for p in lines})
+    cfg = LabelingConfig(
+        budget=5,
+        gold_rate=0,
+        queues=[QueueConfig(name="cifar", task="image_classification", choices=classes)],
+    )
+    r = push.push(tmp_path, cfg, server=s)
+    assert r.queues[0].imported == 5
+    tasks = pl.read_parquet(tmp_path / "label_tasks.parquet")
+    assert tasks[C.UNCERTAINTY].null_count() == 5 and sorted(tasks[C.LABEL_RANK].to_list()) == [1, 2, 3, 4, 5]
+    got = list(Client(s).iter_tasks(r.queues[0].project_id))
+    assert all(t["data"]["image"].startswith("data:image/jpeg;base64,") for t in got)
+
+
+def test_without_server_push_writes_an_import_file(sms_ws, tmp_path: Path) -> None:
+    ws, _ = sms_ws
+    copy = tmp_path / "ws"
+    copy.mkdir()
+    for sub in ("ingest", "score"):
+        (copy / sub).mkdir()
+        for f in (ws / sub).glob("*.parquet"):
+            (copy / sub / f.name).write_bytes(f.read_bytes())
+    r = push.push(copy, cfg_for(), server=None)
+    text = next(q for q in r.queues if q.queue == "text")
+    assert r.server is None and text.file is not None
+    items = json.loads(Path(text.file).read_text())
+    assert len(items) == text.selected == 6
+    assert all(t["predictions"][0]["score"] >= 0.5 for t in items)
+    assert not (copy / "label_tasks.parquet").exists()  # nothing counts as pushed
+
+
+def test_cli_status_json_and_flow_round(ls, sms_ws, prefect_harness) -> None:
+    from flows.label import label_flow
+    from labeling.cli import label_app, labelstudio_app
+
+    root, s = ls
+    out = CliRunner().invoke(labelstudio_app, ["status", "--workspace", str(root), "--json"])
+    assert out.exit_code == 0, out.output
+    st = json.loads(out.output)
+    assert st["running"] is True and st["url"] == s.url and st["token"] == s.token
+
+    ws, _ = sms_ws
+    # the flow uses the workspace's own server state: point it at the session server
+    (ws / "labelstudio").mkdir(exist_ok=True)
+    (ws / "labelstudio" / "server.json").write_text((root / "labelstudio" / "server.json").read_text())
+    os.chmod(ws / "labelstudio" / "server.json", 0o600)
+    cfg = cfg_for(wait_timeout_s=0, poll_s=1)
+    result = label_flow(str(ws), cfg, budget=4)
+    assert result["push"]["imported"] >= 4
+    assert result["wait"]["timed_out"] is True
+    assert result["pull"]["annotations"] >= 16
+    assert result["retrain"]["queues"] == ["text"] and result["retrain"]["scored"] == N_RECORDS
+    scores = pl.read_parquet(ws / "label_scores" / "sms.parquet")
+    assert scores[C.UNCERTAINTY].is_between(0, 1).all() and scores.height == N_RECORDS
+    assert set(scores[C.PREDICTION].unique().to_list()) <= {"keep", "drop"}
+    out = CliRunner().invoke(label_app, ["pull", "--workspace", str(ws)])
+    assert out.exit_code == 0, out.output
+    assert "annotations" in out.output
+    assert [t for t in Client(s).projects() if t.startswith(PROJECT_PREFIX)]
+    assert np.isfinite(pl.read_parquet(ws / "labels.parquet")[C.LABEL_CONFIDENCE].to_numpy()).all()
