@@ -1,4 +1,5 @@
-"""The `curate` flow: ingest -> exact, rules, near signatures (per part) -> near clusters -> decide -> publish."""
+"""The `curate` flow: ingest -> map stages per part (hashes, rules, signatures, language, PII, embeddings,
+quality) -> near and semantic clusters -> decide -> [label push] -> publish."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from prefect.futures import wait
 
 from flows.runners import task_runner
 from pipeline.decide import decide
+from pipeline.global_steps import near_step, semantic_step
 from pipeline.ingest import IngestResult, InputFile, expand_source, ingest_input
 from pipeline.publish import PublishResult, publish
-from pipeline.global_steps import near_step
-from pipeline.stages import STAGES, run_stage_on_part, stages_for
+from pipeline.stages import STAGES, run_stage_on_part, waves
 from pipeline.workspace import Workspace, write_json
 from schemas.config import CurateConfig, IngestConfig
 
@@ -38,9 +39,14 @@ def label_push_task(ws: Workspace, cfg: CurateConfig) -> int:
     return push(ws.root, cfg.labeling).imported
 
 
+@task(name="semantic", cache_policy=NONE)
+def semantic_task(ws: Workspace, cfg: CurateConfig) -> int:
+    return semantic_step(ws, cfg).num_rows
+
+
 @task(name="decide", cache_policy=NONE)
-def decide_task(ws: Workspace) -> int:
-    return decide(ws).num_rows
+def decide_task(ws: Workspace, cfg: CurateConfig) -> int:
+    return decide(ws, cfg).num_rows
 
 
 @task(name="publish", cache_policy=NONE, retries=1)
@@ -58,16 +64,19 @@ def curate_flow(cfg: CurateConfig) -> dict:
     ingested = ingest.map(inputs, cfg=unmapped(cfg.ingest), ws=unmapped(ws)).result()
     parts = [p for r in ingested for p in r.parts]
     stage = stage_task.with_options(retries=cfg.flow.retries)
-    futures = [stage.submit(s.name, p, ws, cfg) for s in stages_for(cfg) for p in parts]
-    wait(futures)
-    for f in futures:
-        f.result()
+    for wave in waves(cfg):  # a wave may read the previous wave's outputs of the same part
+        futures = [stage.submit(s.name, p, ws, cfg) for s in wave for p in parts]
+        wait(futures)
+        for f in futures:
+            f.result()
     if cfg.stages.near:
         near_task(ws, cfg)
-    decide_task(ws)
+    if cfg.stages.embed and cfg.stages.semantic:
+        semantic_task(ws, cfg)
+    decide_task(ws, cfg)
     if cfg.stages.label:  # uncertain records go to humans; they stay out of the shards until labelled
         label_push_task(ws, cfg)
-        decide_task(ws)
+        decide_task(ws, cfg)
     return publish_task(ws, cfg).manifest
 
 

@@ -26,7 +26,7 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="curate.toml whose [labeling] table to use (default: ./curate.toml if present).",
+        help="curate.toml whose \\[labeling] table to use (default: ./curate.toml if present).",
     ),
 ]
 

@@ -2,7 +2,8 @@
 
 Views: `records` (every ingested record with every stage's columns and its decision), `decisions`,
 `quarantine`, `shards` (the rows of the published shards), `shard_files` (one row per shard from the
-manifest), and the optional stage views (`clusters`, `labels`, `annotators`, ...) when their files exist.
+manifest), and, when their files exist, `embeddings`, `clusters` (near-duplicates), `semantic`, `labels`,
+`annotations`, `annotators`, `label_agreement`, `label_tasks`, `label_issues`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,29 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from pipeline import relations
-from pipeline.workspace import DECISIONS, EXACT, INGEST, QUARANTINE, RULES, Workspace, read_json
+from pipeline.workspace import (
+    DECISIONS,
+    EMBED,
+    EXACT,
+    INGEST,
+    LANG,
+    PII,
+    QUALITY,
+    QUARANTINE,
+    RULES,
+    Workspace,
+    read_json,
+)
 from schemas import columns as C
 from schemas.record import DECISION_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
+
+# Per-part stages whose columns the `records` view carries (signatures and vectors have their own views).
+RECORD_STAGES = (EXACT, RULES, LANG, PII, QUALITY)
 
 # Optional views: name -> workspace file (global step) written by later stages.
 OPTIONAL_VIEWS = {
     "clusters": "near.parquet",  # near-duplicate clusters: id, near_cluster, dup_of
+    "semantic": "semantic.parquet",  # id, semantic_cluster, semantic_dup_of, kmeans_cluster
     "labels": "labels.parquet",  # consensus label per (record, queue)
     "annotations": "annotations.parquet",  # every annotation pulled from Label Studio
     "annotators": "annotators.parquet",  # per annotator: gold accuracy, agreement
@@ -48,7 +65,7 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
     dec = scan([dec_path] if dec_path.exists() else [], DECISION_SCHEMA)
     con.execute(f"CREATE VIEW decisions AS SELECT * FROM {dec}")
     joins, cols = [], []
-    for stage in (EXACT, RULES):
+    for stage in RECORD_STAGES:
         files = ws.stage_files(stage)
         if files:
             alias = f"s_{stage}"
@@ -60,6 +77,9 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
             FROM {scan(ws.stage_files(INGEST), RECORD_SCHEMA)} i {" ".join(joins)}
             LEFT JOIN decisions d USING ({C.ID})"""
     )
+    embed = ws.stage_files(EMBED)
+    if embed:
+        con.execute(f"CREATE VIEW embeddings AS SELECT * FROM {scan(embed)}")
     _shard_views(con, ws)
     for view, fname in OPTIONAL_VIEWS.items():
         if (ws.root / fname).exists():

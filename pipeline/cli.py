@@ -172,7 +172,7 @@ def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
     cfg, root = resolve(config, workspace)
     done = _run_map(EXACT, cfg, root)
-    table = decide(Workspace(root))
+    table = decide(Workspace(root), cfg)
     dups = sum(1 for r in table.column("reason").to_pylist() if r == "exact_dup")
     console.print(f"hashed {done} part(s); {dups} exact duplicates marked (decisions updated)")
 
@@ -185,7 +185,7 @@ def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
     cfg, root = resolve(config, workspace)
     done = _run_map(RULES, cfg, root)
-    decide(Workspace(root))
+    decide(Workspace(root), cfg)
     console.print(f"scored {done} part(s) (decisions updated)")
 
 
@@ -194,18 +194,19 @@ def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Near-duplicates in a workspace: MinHash-LSH (text, records) and pHash (images); decisions updated."""
     from pipeline.decide import decide
     from pipeline.global_steps import near_step
-    from pipeline.stages import NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT
-    from pipeline.workspace import Workspace
+    from pipeline.workspace import NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT, Workspace
 
     cfg, root = resolve(config, workspace)
     for stage in (NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD):
         _run_map(stage, cfg, root)
     ws = Workspace(root)
     found = near_step(ws, cfg)
-    decide(ws)
+    decide(ws, cfg)
     dups = sum(1 for d in found.column("dup_of").to_pylist() if d is not None)
-    console.print(f"{dups} near-duplicates in {len(set(found.column('near_cluster').to_pylist()))} clusters "
-                  "(decisions updated)")
+    console.print(
+        f"{dups} near-duplicates in {len(set(found.column('near_cluster').to_pylist()))} clusters "
+        "(decisions updated)"
+    )
 
 
 @app.command()
@@ -219,7 +220,7 @@ def publish(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     ws = Workspace(root)
     if not ws.parts():
         fail(f"{root}: nothing ingested yet")
-    decide(ws)
+    decide(ws, cfg)
     _summary(do_publish(ws, cfg).manifest, root)
 
 

@@ -56,7 +56,7 @@ class SignatureSet:
 
     def _file(self, path: Path) -> pq.ParquetFile:
         if path not in self._files:
-            self._files[path] = pq.ParquetFile(path)
+            self._files[path] = pq.ParquetFile(path, pre_buffer=False)
         return self._files[path]
 
     def __len__(self) -> int:
@@ -180,10 +180,12 @@ def components(n: int, edges: np.ndarray) -> np.ndarray:
 
 def candidate_edges(sigs: SignatureSet) -> np.ndarray:
     """Distinct candidate pairs of global rows sharing a key in any band (one band in memory at a time)."""
-    bands = [c for c in sigs.columns() if c.startswith(C.LSH_BAND)]
-    found = [band_edges(*sigs.column(c)) for c in sorted(bands)]
-    found = [e for e in found if len(e)]
-    return unique_edges(np.concatenate(found)) if found else np.zeros((0, 2), dtype=np.int64)
+    edges = np.zeros((0, 2), dtype=np.int64)
+    for c in sorted(c for c in sigs.columns() if c.startswith(C.LSH_BAND)):
+        new = band_edges(*sigs.column(c))
+        if len(new):  # merged band by band: memory holds distinct edges, not one copy per band
+            edges = unique_edges(np.concatenate([edges, new]))
+    return edges
 
 
 def near_pairs(

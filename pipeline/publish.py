@@ -13,15 +13,19 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from pipeline import relations
 from pipeline.ingest import ingested_inputs
-from pipeline.stages import remove_orphans
+from pipeline.stages import STAGES, remove_orphans
 from pipeline.workspace import (
     DECISIONS,
     EXACT,
     INGEST,
+    LANG,
+    PII,
+    QUALITY,
     QUARANTINE,
     RULES,
     Workspace,
@@ -53,19 +57,29 @@ def code_version() -> str:
     return f"{version}+g{sha}" if sha else version
 
 
+# Per-part stage columns a shard carries (null where the stage did not run): stage -> schema of its file.
+STAGE_COLUMNS: dict[str, pa.Schema] = {
+    EXACT: EXACT_SCHEMA,
+    RULES: pa.schema([pa.field(C.ID, pa.string())] + [pa.field(c, pa.float64()) for c in RULE_COLUMNS]),
+    LANG: pa.schema([(C.ID, pa.string()), (C.LANG, pa.string()), (C.LANG_SCORE, pa.float32())]),
+    PII: pa.schema([(C.ID, pa.string()), (C.PII_COUNT, pa.int32()), (C.PII_KINDS, pa.list_(pa.string()))]),
+    QUALITY: pa.schema([(C.ID, pa.string()), (C.QUALITY, pa.float32()), (C.UNCERTAINTY, pa.float32())]),
+}
+CLUSTER_COLUMNS = [C.EXACT_CLUSTER, C.NEAR_CLUSTER, C.SEMANTIC_CLUSTER]  # from the decisions table
+
+
 def published_schema() -> pa.Schema:
-    """Columns of a published shard: the record, its content hash, its cluster ids and its rule scores."""
-    extra = [pa.field(c, pa.string()) for c in (C.CONTENT_HASH, C.EXACT_CLUSTER, C.NEAR_CLUSTER)]
-    return pa.schema(list(RECORD_SCHEMA) + extra + [pa.field(c, pa.float64()) for c in RULE_COLUMNS])
-
-
-RULES_SCHEMA = pa.schema([pa.field(C.ID, pa.string())] + [pa.field(c, pa.float64()) for c in RULE_COLUMNS])
+    """Columns of a published shard: the record, then every stage's columns (cluster ids, scores, flags)."""
+    fields = list(RECORD_SCHEMA) + [pa.field(c, pa.string()) for c in CLUSTER_COLUMNS]
+    for schema in STAGE_COLUMNS.values():
+        fields += [f for f in schema if f.name != C.ID]
+    return pa.schema(fields)
 
 
 def _fingerprint(ws: Workspace, cfg: CurateConfig) -> str:
     """Changes whenever a decision, a stage output or the publish settings change."""
     h = xxhash.xxh3_128()
-    h.update(config_hash(cfg.publish).encode())
+    h.update(config_hash({"publish": cfg.publish.model_dump(), "pii": cfg.pii.action}).encode())
     h.update(ws.global_path(DECISIONS).read_bytes())
     for f in sorted(ws.root.glob("*/*.parquet")):
         h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}".encode())
@@ -88,20 +102,23 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
             for s in old["shards"]
         ):
             return PublishResult(old, True)
-    for stage in (EXACT, RULES):
+    for stage in STAGES:
         remove_orphans(ws, stage)
     schema = published_schema()
     con = relations.connect()
     scan = relations.parquet_scan
     decisions = scan([ws.global_path(DECISIONS)])
+    stage_cols, joins = [], []
+    for k, (stage, st_schema) in enumerate(STAGE_COLUMNS.items()):
+        stage_cols += [f"s{k}.{f.name}" for f in st_schema if f.name != C.ID]
+        joins.append(f"LEFT JOIN {scan(ws.stage_files(stage), st_schema)} s{k} USING ({C.ID})")
     rel = con.sql(
         f"""
-        SELECT {", ".join("i." + f.name for f in RECORD_SCHEMA)}, x.{C.CONTENT_HASH},
-               d.{C.EXACT_CLUSTER}, d.{C.NEAR_CLUSTER}, {", ".join("r." + c for c in RULE_COLUMNS)}
+        SELECT {", ".join("i." + f.name for f in RECORD_SCHEMA)},
+               {", ".join("d." + c for c in CLUSTER_COLUMNS)},
+               {", ".join(stage_cols)}
         FROM {scan(ws.stage_files(INGEST), RECORD_SCHEMA)} i
-        JOIN {decisions} d USING ({C.ID})
-        LEFT JOIN {scan(ws.stage_files(EXACT), EXACT_SCHEMA)} x USING ({C.ID})
-        LEFT JOIN {scan(ws.stage_files(RULES), RULES_SCHEMA)} r USING ({C.ID})
+        JOIN {decisions} d USING ({C.ID}) {" ".join(joins)}
         WHERE d.{C.DECISION} = '{C.KEEP}'
         ORDER BY i.{C.ID}
         """
@@ -140,7 +157,7 @@ def _write_shards(
 
     for batch in reader:
         batch = (
-            pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0]
+            _canonical(_redacted(pa.Table.from_batches([batch]).cast(schema), cfg)).to_batches()[0]
             if batch.num_rows
             else None
         )
@@ -162,6 +179,36 @@ def _write_shards(
         if old.name not in keep:
             old.unlink()
     return shards
+
+
+def _canonical(table: pa.Table) -> pa.Table:
+    """One chunk per column, and zeros under the nulls of fixed-width columns.
+
+    DuckDB leaves whatever was in memory under a null number; the values are never read, but they are
+    written, and the shards must come out byte-identical.
+    """
+    table = table.combine_chunks()
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        t = field.type
+        if col.null_count and (pa.types.is_integer(t) or pa.types.is_floating(t)):
+            arr = col.chunk(0)
+            zeros = pc.fill_null(arr, pa.scalar(0, t))
+            fixed = pa.Array.from_buffers(
+                t, len(arr), [arr.buffers()[0], zeros.buffers()[1]], arr.null_count, arr.offset
+            )
+            table = table.set_column(i, field, fixed)
+    return table
+
+
+def _redacted(table: pa.Table, cfg: CurateConfig) -> pa.Table:
+    """With `[pii] action = "redact"`, each PII match in a text is replaced by its token (<EMAIL> ...)."""
+    if cfg.pii.action != "redact":
+        return table
+    from quality.pii import redact
+
+    i = table.schema.get_field_index(C.TEXT)
+    return table.set_column(i, table.schema.field(i), redact(table[C.TEXT], cfg.pii))
 
 
 def _sha256(path: Path) -> str:
@@ -196,6 +243,13 @@ def _manifest(
         ).fetchall()
     )
     n_quarantined = sum(q_by_reason.values())
+    redacted = 0
+    if cfg.pii.action == "redact" and ws.stage_files(PII):
+        pii = relations.parquet_scan(ws.stage_files(PII))
+        redacted = con.execute(
+            f"SELECT count(*) FROM {decisions} d JOIN {pii} p USING ({C.ID}) "
+            f"WHERE d.{C.DECISION} = '{C.KEEP}' AND p.{C.PII_COUNT} > 0"
+        ).fetchone()[0]
     sources = [
         {k: m[k] for k in ("input", "source", "format", "modality", "records", "quarantined")}
         | {"size": m["fingerprint"]["size"]}
@@ -214,6 +268,7 @@ def _manifest(
             "dropped": by_decision.get(C.DROP, 0),
             "label": by_decision.get(C.LABEL, 0),
             "quarantined": n_quarantined,
+            "pii_redacted": redacted,
             "by_reason": by_reason,
             "quarantine_by_reason": q_by_reason,
         },

@@ -39,8 +39,12 @@ def _duck_type(t: pa.DataType) -> str:
         return "INTEGER"
     if pa.types.is_integer(t):
         return "BIGINT"
+    if pa.types.is_float32(t):
+        return "FLOAT"
     if pa.types.is_floating(t):
         return "DOUBLE"
     if pa.types.is_boolean(t):
         return "BOOLEAN"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _duck_type(t.value_type) + "[]"
     return "VARCHAR"

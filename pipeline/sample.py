@@ -15,30 +15,210 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ADJECTIVES = ("quiet busy narrow ancient modern wooden coastal rural urban northern southern eastern western "
-              "famous hidden crowded empty colourful frozen sunny rainy windy golden silver broken newly "
-              "restored tiny enormous local regional national private public seasonal weekly annual early "
-              "late bright dark gentle noisy careful bold humble proud curious patient").split()
-NOUNS = ("library bakery harbour bridge museum garden market school station orchard village council "
-         "theatre clinic workshop river valley forest island tower chapel factory farm lighthouse "
-         "stadium bookshop gallery canal quarry mill cottage observatory tunnel festival parade choir "
-         "orchestra archive laboratory kitchen warehouse ferry railway airport meadow vineyard glacier "
-         "volcano desert reef").split()
-VERBS = ("opened closed repaired painted visited described measured photographed restored expanded "
-         "celebrated inspected mapped studied protected funded designed rebuilt cleaned guarded "
-         "replaced welcomed surveyed documented renamed").split()
-PEOPLE = ("volunteers engineers students farmers teachers nurses artists fishermen historians children "
-          "neighbours architects gardeners musicians scientists bakers drivers librarians").split()
-PLACES = ("near the old square", "beside the river", "on the edge of town", "behind the station",
-          "across the valley", "at the end of the pier", "under the hill", "along the coast road")
-WHEN = ("last spring", "in early March", "after the storm", "during the summer holidays", "on a cold morning",
-        "two years ago", "before the election", "at the start of the season")
+ADJECTIVES = [
+    "quiet",
+    "busy",
+    "narrow",
+    "ancient",
+    "modern",
+    "wooden",
+    "coastal",
+    "rural",
+    "urban",
+    "northern",
+    "southern",
+    "eastern",
+    "western",
+    "famous",
+    "hidden",
+    "crowded",
+    "empty",
+    "colourful",
+    "frozen",
+    "sunny",
+    "rainy",
+    "windy",
+    "golden",
+    "silver",
+    "broken",
+    "newly",
+    "restored",
+    "tiny",
+    "enormous",
+    "local",
+    "regional",
+    "national",
+    "private",
+    "public",
+    "seasonal",
+    "weekly",
+    "annual",
+    "early",
+    "late",
+    "bright",
+    "dark",
+    "gentle",
+    "noisy",
+    "careful",
+    "bold",
+    "humble",
+    "proud",
+    "curious",
+    "patient",
+]
+NOUNS = [
+    "library",
+    "bakery",
+    "harbour",
+    "bridge",
+    "museum",
+    "garden",
+    "market",
+    "school",
+    "station",
+    "orchard",
+    "village",
+    "council",
+    "theatre",
+    "clinic",
+    "workshop",
+    "river",
+    "valley",
+    "forest",
+    "island",
+    "tower",
+    "chapel",
+    "factory",
+    "farm",
+    "lighthouse",
+    "stadium",
+    "bookshop",
+    "gallery",
+    "canal",
+    "quarry",
+    "mill",
+    "cottage",
+    "observatory",
+    "tunnel",
+    "festival",
+    "parade",
+    "choir",
+    "orchestra",
+    "archive",
+    "laboratory",
+    "kitchen",
+    "warehouse",
+    "ferry",
+    "railway",
+    "airport",
+    "meadow",
+    "vineyard",
+    "glacier",
+    "volcano",
+    "desert",
+    "reef",
+]
+VERBS = [
+    "opened",
+    "closed",
+    "repaired",
+    "painted",
+    "visited",
+    "described",
+    "measured",
+    "photographed",
+    "restored",
+    "expanded",
+    "celebrated",
+    "inspected",
+    "mapped",
+    "studied",
+    "protected",
+    "funded",
+    "designed",
+    "rebuilt",
+    "cleaned",
+    "guarded",
+    "replaced",
+    "welcomed",
+    "surveyed",
+    "documented",
+    "renamed",
+]
+PEOPLE = [
+    "volunteers",
+    "engineers",
+    "students",
+    "farmers",
+    "teachers",
+    "nurses",
+    "artists",
+    "fishermen",
+    "historians",
+    "children",
+    "neighbours",
+    "architects",
+    "gardeners",
+    "musicians",
+    "scientists",
+    "bakers",
+    "drivers",
+    "librarians",
+]
+PLACES = (
+    "near the old square",
+    "beside the river",
+    "on the edge of town",
+    "behind the station",
+    "across the valley",
+    "at the end of the pier",
+    "under the hill",
+    "along the coast road",
+)
+WHEN = (
+    "last spring",
+    "in early March",
+    "after the storm",
+    "during the summer holidays",
+    "on a cold morning",
+    "two years ago",
+    "before the election",
+    "at the start of the season",
+)
 BOILERPLATE = "\nSubscribe to our newsletter. Cookies help us deliver our services. All rights reserved."
 
-CITIES = ["Springfield", "Riverton", "Lakeside", "Hillview", "Brookfield", "Fairmont", "Ashford", "Cliffton",
-          "Dunmore", "Eastwick", "Glenrock", "Hollowell"]
-STREETS = ["Main", "Oak", "Maple", "Cedar", "Elm", "Park", "Lake", "Hill", "Birch", "Church", "Mill", "Station",
-           "Market", "Bridge", "Castle", "Harbour"]
+CITIES = [
+    "Springfield",
+    "Riverton",
+    "Lakeside",
+    "Hillview",
+    "Brookfield",
+    "Fairmont",
+    "Ashford",
+    "Cliffton",
+    "Dunmore",
+    "Eastwick",
+    "Glenrock",
+    "Hollowell",
+]
+STREETS = [
+    "Main",
+    "Oak",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Park",
+    "Lake",
+    "Hill",
+    "Birch",
+    "Church",
+    "Mill",
+    "Station",
+    "Market",
+    "Bridge",
+    "Castle",
+    "Harbour",
+]
 KINDS = ["bakery", "pharmacy", "bookshop", "garage", "cafe", "florist", "dentist", "hardware"]
 NAMES = [
     "Sunrise",
@@ -60,12 +240,18 @@ def _sentence(rng: random.Random) -> str:
     c = rng.choice
     forms = [
         lambda: f"The {c(ADJECTIVES)} {c(NOUNS)} {c(PLACES)} was {c(VERBS)} by {c(PEOPLE)} {c(WHEN)}.",
-        lambda: f"{c(PEOPLE).title()} {c(VERBS)} a {c(ADJECTIVES)} {c(NOUNS)} {c(WHEN)}, and the "
-        f"{c(NOUNS)} {c(PLACES)} is {c(ADJECTIVES)} again.",
-        lambda: f"{c(WHEN).capitalize()}, the {c(NOUNS)} and the {c(ADJECTIVES)} {c(NOUNS)} were "
-        f"{c(VERBS)} with help from {c(ADJECTIVES)} {c(PEOPLE)}.",
-        lambda: f"Many {c(PEOPLE)} say that the {c(NOUNS)} {c(PLACES)} is more {c(ADJECTIVES)} than the "
-        f"{c(NOUNS)} they {c(VERBS)} {c(WHEN)}.",
+        lambda: (
+            f"{c(PEOPLE).title()} {c(VERBS)} a {c(ADJECTIVES)} {c(NOUNS)} {c(WHEN)}, and the "
+            f"{c(NOUNS)} {c(PLACES)} is {c(ADJECTIVES)} again."
+        ),
+        lambda: (
+            f"{c(WHEN).capitalize()}, the {c(NOUNS)} and the {c(ADJECTIVES)} {c(NOUNS)} were "
+            f"{c(VERBS)} with help from {c(ADJECTIVES)} {c(PEOPLE)}."
+        ),
+        lambda: (
+            f"Many {c(PEOPLE)} say that the {c(NOUNS)} {c(PLACES)} is more {c(ADJECTIVES)} than the "
+            f"{c(NOUNS)} they {c(VERBS)} {c(WHEN)}."
+        ),
     ]
     return c(forms)()
 
@@ -78,8 +264,11 @@ def _doc(rng: random.Random) -> str:
 
 def _typos(text: str, rng: random.Random, n: int = 3) -> str:
     chars = list(text)
-    spots = [i for i in range(1, len(chars) - 1) if chars[i].isalpha() and chars[i + 1].isalpha()
-             and chars[i] != chars[i + 1]]
+    spots = [
+        i
+        for i in range(1, len(chars) - 1)
+        if chars[i].isalpha() and chars[i + 1].isalpha() and chars[i] != chars[i + 1]
+    ]
     for i in rng.sample(spots, n):
         chars[i], chars[i + 1] = chars[i + 1], chars[i]
     return "".join(chars)
@@ -221,6 +410,11 @@ name = "businesses"
 
 [rules.record]
 required_fields = ["name", "address"]
+
+[semantic]
+# The sample's sentences come from a few templates, so unrelated texts sit closer in embedding space than
+# real text does; the default eps (0.10, calibrated on STS-B) would merge them.
+eps = 0.05
 
 [publish]
 shard_rows = 100

@@ -30,6 +30,9 @@ QUARANTINE = "quarantine"
 EXACT = "exact"
 RULES = "rules"
 DECISIONS = "decisions"
+NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD = "near_text", "near_image", "near_record"
+EMBED, LANG, PII, QUALITY = "embed", "lang", "pii", "quality"
+NEAR, SEMANTIC = "near", "semantic"  # global steps
 SHARDS = "shards"
 MANIFEST = "manifest.json"
 

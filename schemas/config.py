@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas.embed import EmbedConfig, LangConfig, PiiConfig, QualityConfig, SemanticConfig
 from schemas.labeling import LabelingConfig
 from schemas.near import NearConfig
 
@@ -110,7 +111,13 @@ class StagesConfig(Strict):
     """Which optional stages the flow runs (ingest, exact dedup, rules, decide and publish always run)."""
 
     near: bool = Field(True, description="near-duplicates: MinHash-LSH (text, records), pHash (images)")
-    label: bool = Field(False, description="push uncertain records to Label Studio (or import files) after decide")
+    lang: bool = Field(True, description="language identification (lang, lang_score; policy in [lang])")
+    pii: bool = Field(True, description="PII detection (pii_count, pii_kinds; action in [pii])")
+    embed: bool = Field(True, description="one embedding per text/record, cached by content hash ([embed])")
+    semantic: bool = Field(True, description="semantic dedup over the embeddings ([semantic]; needs embed)")
+    label: bool = Field(
+        False, description="push uncertain records to Label Studio (or import files) after decide"
+    )
 
 
 class CurateConfig(Strict):
@@ -122,6 +129,11 @@ class CurateConfig(Strict):
     stages: StagesConfig = Field(default_factory=StagesConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     near: NearConfig = Field(default_factory=NearConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    lang: LangConfig = Field(default_factory=LangConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
     labeling: LabelingConfig = Field(default_factory=LabelingConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     flow: FlowConfig = Field(default_factory=FlowConfig)
@@ -173,6 +185,14 @@ def load_config(path: str | Path) -> CurateConfig:
         src.path = str(_resolve(base, src.path))
         if src.captions:
             src.captions = str(_resolve(base, src.captions))
+    for section, key in (
+        (cfg.quality, "model_dir"),
+        (cfg.quality, "reference"),
+        (cfg.embed, "cache_dir"),
+        (cfg.labeling, "gold_path"),
+    ):
+        if getattr(section, key):
+            setattr(section, key, str(_resolve(base, getattr(section, key))))
     return cfg
 
 

@@ -17,7 +17,7 @@ class EmbedConfig(_Strict):
     embedder: Literal["static", "transformer", "cascade"] = Field(
         "static",
         description="static: model2vec distilled from `model` (default: 100x+ faster, within 0.02 AUC and "
-        "0.04 semantic-dup F1 of the transformer here, see README); "
+        "0.05 semantic-dup F1 of the transformer here, see README); "
         "transformer: the sentence-transformers model itself; cascade: static vectors, and the quality score "
         "of uncertain records is redone on transformer vectors",
     )

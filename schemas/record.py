@@ -45,6 +45,8 @@ DECISION_SCHEMA = pa.schema(
         pa.field(C.EXACT_DUP_OF, pa.string()),
         pa.field(C.NEAR_CLUSTER, pa.string()),
         pa.field(C.DUP_OF, pa.string()),
+        pa.field(C.SEMANTIC_CLUSTER, pa.string()),
+        pa.field(C.SEMANTIC_DUP_OF, pa.string()),
     ]
 )
 

@@ -11,10 +11,10 @@ import pytest
 
 from pipeline.catalog import CatalogError, connect, query
 from pipeline.decide import decide
+from pipeline.global_steps import near_step
 from pipeline.ingest import expand_source, ingest_input
 from pipeline.publish import publish
 from pipeline.sample import write_sample
-from pipeline.global_steps import near_step
 from pipeline.stages import run_stage_on_part, stages_for
 from pipeline.workspace import Workspace
 from schemas import columns as C
@@ -29,7 +29,7 @@ def curate_core(cfg: CurateConfig) -> tuple[Workspace, dict, bool, int]:
             ingest_input(inp, cfg.ingest, ws)
     redone = sum(run_stage_on_part(s, ws, p, cfg) for s in stages_for(cfg) for p in ws.parts())
     near_step(ws, cfg)
-    decide(ws)
+    decide(ws, cfg)
     res = publish(ws, cfg)
     return ws, res.manifest, res.skipped, redone
 
