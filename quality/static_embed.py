@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import threading
 import uuid
 from functools import lru_cache
@@ -53,6 +54,12 @@ def distill(cfg: EmbedConfig | None = None, force: bool = False) -> Path:
         return dest
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from model2vec.distill import distill as m2v_distill
+
+    print(
+        f"curate: distilling the static embedding model once into {dest} (~25-60 s on 2 cores)",
+        file=sys.stderr,
+        flush=True,
+    )
 
     from quality.embed import model_source
 
