@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 
 from labeling import config_xml, pull, push, server
 from labeling.client import PROJECT_PREFIX, Client, LabelStudioError
+from pipeline.decide import decide
+from pipeline.workspace import Workspace
 from schemas import columns as C
 from schemas.labeling import LabelingConfig, QueueConfig
 from schemas.record import RECORD_SCHEMA
@@ -163,6 +165,12 @@ def test_round_trip_consensus_agreement_gold_in_sql(ls, sms_ws) -> None:
     assert rebuilt.equals(tasks.drop("pushed_at").sort(C.ID))
     assert len(list(client.iter_tasks(text.project_id))) == 8
 
+    # pushed, not yet labelled: the routed records wait for humans and stay out of the shards
+    dec = pl.from_arrow(decide(Workspace(ws)))
+    waiting = dec.filter(pl.col(C.DECISION) == C.LABEL)
+    assert sorted(waiting[C.ID]) == sorted(tasks.filter(~pl.col(C.IS_GOLD))[C.ID])
+    assert set(waiting[C.REASON]) == {"awaiting_label"}
+
     # two annotators: B answers the first gold task wrong (the one disagreement)
     a = client.ensure_user("annotator.a@example.com", "Ann", "A")
     b = client.ensure_user("annotator.b@example.com", "Bob", "B")
@@ -200,6 +208,14 @@ def test_round_trip_consensus_agreement_gold_in_sql(ls, sms_ws) -> None:
     assert labels[wrong_on][1] < min(agreed) and 0.5 < labels[wrong_on][1] < 1
     n_ann = con.execute("SELECT min(len(annotators)), max(n_annotations) FROM labels").fetchone()
     assert n_ann == (2, 2)
+
+    # the human labels now decide those records (keep/drop as labelled, the label as the reason)
+    dec = pl.from_arrow(decide(Workspace(ws))).filter(pl.col(C.ID).is_in(list(labels)))
+    assert dec.height == 8
+    assert all(
+        d == truth[i] and r == f"label:{truth[i]}"
+        for i, d, r in dec.select(C.ID, C.DECISION, C.REASON).rows()
+    )
 
     # agreement: Fleiss' kappa recomputed in SQL equals the table's; alpha below 1 (one disagreement)
     kappa_sql = con.execute(
