@@ -131,3 +131,56 @@ def test_planted_near_duplicates_share_a_cluster_with_their_original(sample_cfg:
         "WHERE v.id LIKE '%-resized.png' AND v.near_cluster = o.near_cluster"
     ).fetchone()[0]
     assert resized == 3
+
+
+def test_quality_classifier_policy_in_the_workspace(tmp_path: Path) -> None:
+    import polars as pl
+    from conftest import data_dir
+
+    from quality import classifier
+    from quality.embed import embed_texts
+
+    sms = pl.read_csv(data_dir("sms_spam") / "SMSSpamCollection", separator="\t", quote_char=None)
+    seeds, unseen = sms.head(1500), sms.slice(1500, 1000)
+    x = embed_texts(seeds["SMS"].to_list())
+    classifier.save(
+        classifier.train(x, (seeds["Label"] == "ham").to_numpy().astype(int), positive="ham"),
+        tmp_path / "model",
+    )
+    unseen.write_csv(tmp_path / "unseen.tsv", separator="\t", quote_style="never")
+    cfg = CurateConfig.model_validate(
+        {
+            "workspace": str(tmp_path / "ws"),
+            "sources": [
+                {"path": str(tmp_path / "unseen.tsv"), "modality": "text", "text_field": "SMS", "name": "sms"}
+            ],
+            "stages": {"near": False, "semantic": False},
+            "rules": {
+                "text": {
+                    "min_words": 1,
+                    "min_stopwords": 0,
+                    "min_punct_line_fraction": 0,
+                    "max_symbol_ratio": 10,
+                    "min_mean_word_length": 0,
+                    "max_mean_word_length": 100,
+                    "max_digit_ratio": 1,
+                }
+            },
+            "quality": {"model_dir": str(tmp_path / "model"), "drop_below": 0.5},
+        }
+    )
+    ws, m, _, _ = curate_core(cfg)
+    con = connect(ws.root)
+    by = dict(
+        con.execute(
+            "SELECT json_extract_string(meta, '$.Label') || ':' || coalesce(reason, 'kept'), count(*) "
+            "FROM records WHERE reason IS DISTINCT FROM 'exact_dup' GROUP BY 1"
+        ).fetchall()
+    )
+    spam = by.get("spam:low_quality", 0) + by.get("spam:kept", 0)
+    assert by.get("spam:low_quality", 0) / spam > 0.8  # most unseen spam is dropped by the classifier
+    assert by.get("ham:low_quality", 0) / (by["ham:kept"] + by.get("ham:low_quality", 0)) < 0.05
+    q = con.execute("SELECT min(quality), max(quality), count(uncertainty) FROM shards").fetchone()
+    assert 0.5 <= q[0] <= q[1] <= 1 and q[2] == m["rows"]
+    low = by.get("spam:low_quality", 0) + by.get("ham:low_quality", 0)
+    assert m["counts"]["by_reason"]["low_quality"] == low
