@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 from pipeline.image_hash import image_clusters
 from pipeline.near import near_clusters
 from pipeline.record_near import record_clusters
+from pipeline.stages import STAGES
 from pipeline.workspace import (
     EMBED,
     NEAR,
@@ -17,10 +18,11 @@ from pipeline.workspace import (
     QUALITY,
     SEMANTIC,
     Workspace,
+    is_fresh,
     write_parquet,
 )
 from schemas import columns as C
-from schemas.config import CurateConfig
+from schemas.config import CurateConfig, config_hash
 from schemas.near import NEAR_CLUSTER_SCHEMA
 
 
@@ -33,8 +35,10 @@ def near_step(ws: Workspace, cfg: CurateConfig) -> pa.Table:
     """Write `<ws>/near.parquet`: `id`, `near_cluster`, `dup_of` for every record with a near-duplicate.
 
     Inside a cluster the record with the highest quality score is kept when the quality stage ran.
+    With `[near] published`, new records are also matched against those workspaces' signatures.
     """
     quality = _quality(ws)
+    old = [Workspace(p) for p in cfg.near.published]
     found = []
     for stage, fn in (
         (NEAR_TEXT, near_clusters),
@@ -43,7 +47,15 @@ def near_step(ws: Workspace, cfg: CurateConfig) -> pa.Table:
     ):
         files = ws.stage_files(stage)
         if files:
-            found.append(fn(files, cfg.near, quality=quality).cast(NEAR_CLUSTER_SCHEMA))
+            published = [f for o in old for f in o.stage_files(stage)]
+            want = config_hash(STAGES[stage].config(cfg))
+            stale = [f for f in published if not is_fresh(f, want)]
+            if stale:
+                raise ValueError(
+                    f"{stale[0]}: signatures made with other [near] settings than this run's; "
+                    "use the published version's [near] settings to dedup against it"
+                )
+            found.append(fn(files, cfg.near, quality=quality, published=published).cast(NEAR_CLUSTER_SCHEMA))
     table = pa.concat_tables(found) if found else NEAR_CLUSTER_SCHEMA.empty_table()
     write_parquet(table, ws.global_path(NEAR))
     return table

@@ -185,6 +185,7 @@ def load_config(path: str | Path) -> CurateConfig:
         src.path = str(_resolve(base, src.path))
         if src.captions:
             src.captions = str(_resolve(base, src.captions))
+    cfg.near.published = [str(_resolve(base, p)) for p in cfg.near.published]
     for section, key in (
         (cfg.quality, "model_dir"),
         (cfg.quality, "reference"),

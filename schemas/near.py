@@ -47,6 +47,11 @@ class NearConfig(BaseModel):
     record_tag_fields: bool = Field(
         False, description="records: tag each token with its field, so 'title:x' and 'venue:x' differ"
     )
+    published: list[str] = Field(
+        default_factory=list,
+        description="incremental mode: workspaces of already published versions; new records are matched "
+        "against their stored signatures (never recomputed), and their records are always kept",
+    )
 
     @model_validator(mode="after")
     def _bands_fit(self) -> NearConfig:

@@ -184,3 +184,29 @@ def test_quality_classifier_policy_in_the_workspace(tmp_path: Path) -> None:
     assert 0.5 <= q[0] <= q[1] <= 1 and q[2] == m["rows"]
     low = by.get("spam:low_quality", 0) + by.get("ham:low_quality", 0)
     assert m["counts"]["by_reason"]["low_quality"] == low
+
+
+def test_incremental_near_dedup_against_a_published_workspace(
+    sample_cfg: CurateConfig, tmp_path: Path
+) -> None:
+    old_ws, _, _, _ = curate_core(sample_cfg)
+    lines = Path(sample_cfg.sources[0].path).read_text(encoding="utf-8", errors="replace").splitlines()
+    variants = [x for x in lines if '"variant": "near_dup"' in x]
+    new_file = tmp_path / "new" / "texts.jsonl"
+    new_file.parent.mkdir()
+    new_file.write_text("\n".join(x.replace('"id": "doc-', '"id": "new-') for x in variants) + "\n")
+    cfg = CurateConfig.model_validate(
+        {
+            "workspace": str(tmp_path / "ws-new"),
+            "sources": [{"path": str(new_file), "name": "texts"}],
+            "near": {"published": [str(old_ws.root)]},
+            "stages": {"semantic": False},
+        }
+    )
+    ws, m, _, _ = curate_core(cfg)
+    dec = connect(ws.root).execute("SELECT id, reason, dup_of FROM decisions ORDER BY id").fetchall()
+    assert len(dec) == 12
+    assert all(
+        r == "near_dup" and d.startswith("texts/doc-") for _, r, d in dec
+    )  # matched to the old version
+    assert m["counts"]["kept"] == 0
