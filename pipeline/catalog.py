@@ -15,24 +15,17 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from pipeline import relations
+from pipeline.record_columns import RECORD_STAGE_SCHEMAS
 from pipeline.workspace import (
     DECISIONS,
     EMBED,
-    EXACT,
     INGEST,
-    LANG,
-    PII,
-    QUALITY,
     QUARANTINE,
-    RULES,
     Workspace,
     read_json,
 )
 from schemas import columns as C
 from schemas.record import DECISION_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
-
-# Per-part stages whose columns the `records` view carries (signatures and vectors have their own views).
-RECORD_STAGES = (EXACT, RULES, LANG, PII, QUALITY)
 
 # Optional views: name -> workspace file (global step) written by later stages.
 OPTIONAL_VIEWS = {
@@ -65,7 +58,7 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
     dec = scan([dec_path] if dec_path.exists() else [], DECISION_SCHEMA)
     con.execute(f"CREATE VIEW decisions AS SELECT * FROM {dec}")
     joins, cols = [], []
-    for stage in RECORD_STAGES:
+    for stage in RECORD_STAGE_SCHEMAS:
         files = ws.stage_files(stage)
         if files:
             alias = f"s_{stage}"

@@ -167,13 +167,15 @@ def _run_map(stage: str, cfg: CurateConfig, root: Path) -> int:
 @app.command()
 def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Exact dedup: content_hash per record, groups across the workspace, decisions updated."""
+    import pyarrow.compute as pc
+
     from pipeline.decide import decide
     from pipeline.workspace import EXACT, Workspace
 
     cfg, root = resolve(config, workspace)
     done = _run_map(EXACT, cfg, root)
     table = decide(Workspace(root), cfg)
-    dups = sum(1 for r in table.column("reason").to_pylist() if r == "exact_dup")
+    dups = pc.sum(pc.equal(table.column("reason"), "exact_dup")).as_py() or 0
     console.print(f"hashed {done} part(s); {dups} exact duplicates marked (decisions updated)")
 
 
@@ -192,6 +194,8 @@ def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 @app.command()
 def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Near-duplicates in a workspace: MinHash-LSH (text, records) and pHash (images); decisions updated."""
+    import pyarrow.compute as pc
+
     from pipeline.decide import decide
     from pipeline.global_steps import near_step
     from pipeline.workspace import NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT, Workspace
@@ -202,9 +206,9 @@ def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     ws = Workspace(root)
     found = near_step(ws, cfg)
     decide(ws, cfg)
-    dups = sum(1 for d in found.column("dup_of").to_pylist() if d is not None)
+    dups = found.num_rows - found.column("dup_of").null_count
     console.print(
-        f"{dups} near-duplicates in {len(set(found.column('near_cluster').to_pylist()))} clusters "
+        f"{dups} near-duplicates in {pc.count_distinct(found.column('near_cluster')).as_py()} clusters "
         "(decisions updated)"
     )
 

@@ -18,25 +18,21 @@ import xxhash
 
 from pipeline import relations
 from pipeline.ingest import ingested_inputs
+from pipeline.record_columns import CLUSTER_COLUMNS, RECORD_STAGE_SCHEMAS
 from pipeline.stages import STAGES, remove_orphans
 from pipeline.workspace import (
     DECISIONS,
-    EXACT,
     INGEST,
-    LANG,
     PII,
-    QUALITY,
     QUARANTINE,
-    RULES,
     Workspace,
     atomic_path,
     read_json,
     write_json,
 )
-from quality.rules import RULE_COLUMNS
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
-from schemas.record import EXACT_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
+from schemas.record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 
 MANIFEST_FORMAT = "curate-manifest/1"
 
@@ -57,21 +53,10 @@ def code_version() -> str:
     return f"{version}+g{sha}" if sha else version
 
 
-# Per-part stage columns a shard carries (null where the stage did not run): stage -> schema of its file.
-STAGE_COLUMNS: dict[str, pa.Schema] = {
-    EXACT: EXACT_SCHEMA,
-    RULES: pa.schema([pa.field(C.ID, pa.string())] + [pa.field(c, pa.float64()) for c in RULE_COLUMNS]),
-    LANG: pa.schema([(C.ID, pa.string()), (C.LANG, pa.string()), (C.LANG_SCORE, pa.float32())]),
-    PII: pa.schema([(C.ID, pa.string()), (C.PII_COUNT, pa.int32()), (C.PII_KINDS, pa.list_(pa.string()))]),
-    QUALITY: pa.schema([(C.ID, pa.string()), (C.QUALITY, pa.float32()), (C.UNCERTAINTY, pa.float32())]),
-}
-CLUSTER_COLUMNS = [C.EXACT_CLUSTER, C.NEAR_CLUSTER, C.SEMANTIC_CLUSTER]  # from the decisions table
-
-
 def published_schema() -> pa.Schema:
     """Columns of a published shard: the record, then every stage's columns (cluster ids, scores, flags)."""
     fields = list(RECORD_SCHEMA) + [pa.field(c, pa.string()) for c in CLUSTER_COLUMNS]
-    for schema in STAGE_COLUMNS.values():
+    for schema in RECORD_STAGE_SCHEMAS.values():
         fields += [f for f in schema if f.name != C.ID]
     return pa.schema(fields)
 
@@ -109,7 +94,7 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
     scan = relations.parquet_scan
     decisions = scan([ws.global_path(DECISIONS)])
     stage_cols, joins = [], []
-    for k, (stage, st_schema) in enumerate(STAGE_COLUMNS.items()):
+    for k, (stage, st_schema) in enumerate(RECORD_STAGE_SCHEMAS.items()):
         stage_cols += [f"s{k}.{f.name}" for f in st_schema if f.name != C.ID]
         joins.append(f"LEFT JOIN {scan(ws.stage_files(stage), st_schema)} s{k} USING ({C.ID})")
     rel = con.sql(

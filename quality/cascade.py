@@ -15,6 +15,7 @@ from quality.classifier import QualityModel, score
 from schemas import columns as C
 from schemas.embed import EmbedConfig
 
+SCORE_SCHEMA = pa.schema([(C.ID, pa.string()), (C.QUALITY, pa.float32()), (C.UNCERTAINTY, pa.float32())])
 RESCORED_KEY = b"curate.rescored"  # schema metadata of score_table's output: records the transformer redid
 
 
@@ -85,6 +86,7 @@ def score_table(batch: pa.Table, model: QualityModel, cfg: EmbedConfig | None = 
             C.ID: batch[C.ID],
             C.QUALITY: pa.array(quality, pa.float32(), mask=~valid),
             C.UNCERTAINTY: pa.array(unc, pa.float32(), mask=~valid),
-        }
+        },
+        schema=SCORE_SCHEMA,
     )
     return out.replace_schema_metadata({RESCORED_KEY: str(int(rescored.sum())).encode()})

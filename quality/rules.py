@@ -106,6 +106,11 @@ TEXT_RULES = [
 IMAGE_RULES = ["min_side", "aspect_ratio", "pixel_std"]
 RECORD_RULES = ["missing_required", "null_fraction"]
 RULE_COLUMNS = [R + n for n in TEXT_RULES + IMAGE_RULES + RECORD_RULES]
+RULES_SCHEMA = pa.schema(
+    [pa.field(C.ID, pa.string())]
+    + [pa.field(c, pa.float64()) for c in RULE_COLUMNS]
+    + [pa.field(C.RULE_REASON, pa.string())]
+)
 
 
 def text_scores(texts: pl.Series) -> pl.DataFrame:

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.catalog import CatalogError, connect, query
 from pipeline.decide import decide
-from pipeline.global_steps import near_step
+from pipeline.global_steps import near_step, semantic_step
 from pipeline.ingest import expand_source, ingest_input
 from pipeline.publish import publish
 from pipeline.sample import write_sample
@@ -29,6 +29,8 @@ def curate_core(cfg: CurateConfig) -> tuple[Workspace, dict, bool, int]:
             ingest_input(inp, cfg.ingest, ws)
     redone = sum(run_stage_on_part(s, ws, p, cfg) for s in stages_for(cfg) for p in ws.parts())
     near_step(ws, cfg)
+    if cfg.stages.embed and cfg.stages.semantic:
+        semantic_step(ws, cfg)
     decide(ws, cfg)
     res = publish(ws, cfg)
     return ws, res.manifest, res.skipped, redone
