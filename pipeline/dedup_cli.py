@@ -83,15 +83,15 @@ def dedup(
 
 def near_config(config: Path | None = None, **overrides: object):  # -> NearConfig
     """The [near] section of a curate.toml (or defaults), with the options that were given replacing it."""
-    import tomllib
-
+    from schemas.config import ConfigError, load_config
     from schemas.near import NearConfig
 
-    data: dict = {}
-    if config is not None:
-        data = dict(tomllib.loads(Path(config).read_text(encoding="utf-8")).get("near", {}))
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return NearConfig.model_validate(data)
+    try:
+        base = load_config(config).near.model_dump() if config is not None else {}
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return NearConfig.model_validate(base)
 
 
 def run_dedup(
@@ -104,27 +104,25 @@ def run_dedup(
 ) -> dict:
     """Read inputs, find exact and near duplicates, write one row per record to `out` (atomically).
 
-    Columns: id, source, modality, content_hash, exact_cluster, exact_dup_of, near_cluster, dup_of.
-    Signatures go to a temporary folder part by part, so memory stays bounded by one part.
+    Columns: id, source, modality, content_hash, exact_cluster, exact_dup_of, near_cluster, dup_of. The
+    workspace stages run in a temporary workspace, part by part, so memory stays bounded by one part.
     """
     import tempfile
 
-    import duckdb
     import polars as pl
-    import pyarrow as pa
 
-    from pipeline.exact import content_hashes, exact_clusters
-    from pipeline.image_hash import image_clusters, image_phash
-    from pipeline.ingest import read_source
-    from pipeline.near import near_clusters, near_text_signatures, write_signatures
-    from pipeline.record_near import record_clusters, record_signatures
-    from pipeline.workspace import write_parquet
+    from pipeline.decide import decide
+    from pipeline.global_steps import near_step
+    from pipeline.ingest import expand_source, ingest_input
+    from pipeline.stages import STAGES, run_stage_on_part
+    from pipeline.workspace import EXACT, NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT, Workspace, write_parquet
     from schemas import columns as C
-    from schemas.config import SourceConfig
+    from schemas.config import CurateConfig, SourceConfig
 
-    keys, quarantined = [], 0
-    parts: dict[str, list[Path]] = {C.TEXT_MODALITY: [], C.RECORD_MODALITY: [], C.IMAGE_MODALITY: []}
+    run = CurateConfig(near=cfg)
     with tempfile.TemporaryDirectory(prefix="curate-dedup-") as tmp:
+        ws = Workspace(tmp)
+        quarantined = 0
         for path in inputs:
             src = SourceConfig(
                 path=path,
@@ -133,55 +131,19 @@ def run_dedup(
                 modality=modality,
                 fields=cfg.record_fields,
             )
-            for records, bad in read_source(path, src):
-                quarantined += bad.num_rows
-                if not records.num_rows:
-                    continue
-                hashes = content_hashes(records)
-                keys.append(
-                    pa.table(
-                        {
-                            C.ID: records[C.ID],
-                            C.SOURCE: records[C.SOURCE],
-                            C.MODALITY: records[C.MODALITY],
-                            C.CONTENT_HASH: hashes[C.CONTENT_HASH],
-                        }
-                    )
-                )
-                mods = pl.Series(records[C.MODALITY])
-                for mod, make in (
-                    (C.TEXT_MODALITY, near_text_signatures),
-                    (C.RECORD_MODALITY, record_signatures),
-                    (C.IMAGE_MODALITY, image_phash),
-                ):
-                    mask = (mods == mod).to_arrow()
-                    if not pc_any(mask):
-                        continue
-                    part = Path(tmp) / f"{mod}-{len(parts[mod]):05d}.parquet"
-                    write_signatures(make(records.filter(mask), cfg), part)
-                    parts[mod].append(part)
-        if not keys:
+            for inp in expand_source(src):
+                quarantined += ingest_input(inp, run.ingest, ws).quarantined
+        if not ws.parts():
             raise ValueError("no records read from the inputs (see the quarantine counts)")
-        table = pa.concat_tables(keys)
-        con = duckdb.connect()
-        con.register("_hashes", table.select([C.ID, C.CONTENT_HASH]))
-        exact = exact_clusters(con, "_hashes")
-        near = [
-            near_clusters(parts[C.TEXT_MODALITY], cfg) if parts[C.TEXT_MODALITY] else None,
-            record_clusters(parts[C.RECORD_MODALITY], cfg) if parts[C.RECORD_MODALITY] else None,
-            image_clusters(parts[C.IMAGE_MODALITY], cfg) if parts[C.IMAGE_MODALITY] else None,
-        ]
-        near_t = (
-            pa.concat_tables([n for n in near if n is not None]) if any(n is not None for n in near) else None
-        )
-    df = pl.from_arrow(table).join(pl.from_arrow(exact), on=C.ID, how="left")
-    if near_t is not None and near_t.num_rows:
-        df = df.join(pl.from_arrow(near_t), on=C.ID, how="left")
-    else:
-        df = df.with_columns(
-            pl.lit(None, pl.String).alias(C.NEAR_CLUSTER), pl.lit(None, pl.String).alias(C.DUP_OF)
-        )
-    write_parquet(df.to_arrow(), Path(out))
+        for stage in (EXACT, NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD):
+            for part in ws.parts():
+                run_stage_on_part(STAGES[stage], ws, part, run)
+        near_step(ws, run)
+        hashes = pl.concat([pl.read_parquet(f) for f in ws.stage_files(EXACT)])
+        cols = [C.ID, C.SOURCE, C.MODALITY, C.EXACT_CLUSTER, C.EXACT_DUP_OF, C.NEAR_CLUSTER, C.DUP_OF]
+        df = pl.from_arrow(decide(ws, run).select(cols)).join(hashes, on=C.ID, how="left")
+        df = df.select([C.ID, C.SOURCE, C.MODALITY, C.CONTENT_HASH, *cols[3:]])
+        write_parquet(df.to_arrow(), Path(out))
     return {
         "records": df.height,
         "quarantined": quarantined,
@@ -189,10 +151,3 @@ def run_dedup(
         "near_dups": df[C.DUP_OF].is_not_null().sum(),
         "near_clusters": df[C.NEAR_CLUSTER].drop_nulls().n_unique(),
     }
-
-
-def pc_any(mask) -> bool:  # noqa: ANN001 - a pyarrow boolean array
-    """True when a boolean Arrow array has a true value."""
-    import pyarrow.compute as pc
-
-    return bool(pc.any(mask).as_py())
