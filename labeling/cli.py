@@ -160,12 +160,13 @@ def pull_cmd(workspace: WorkspaceOpt = Path("workspace"), config: ConfigOpt = No
 
 def _refresh_decisions(workspace: Path) -> None:
     """Re-derive the decisions so SQL shows pushed records as `label` and labelled ones as humans said."""
-    from pipeline.decide import decide
+    from pipeline.decide import saved_config
+    from pipeline.steps import settle
     from pipeline.workspace import Workspace
 
     ws = Workspace(workspace)
     if ws.parts():
-        decide(ws)
+        settle(ws, saved_config(ws))
         typer.echo("decisions updated (curate publish applies them)")
 
 

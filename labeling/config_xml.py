@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
-from schemas.labeling import QueueConfig
+from schemas.labeling import DECISION_OF_LABEL, QueueConfig  # noqa: F401 - re-exported
 
 LABEL_CONTROL = "label"
 CATEGORY_CONTROL = "category"
@@ -21,8 +21,6 @@ DEFAULT_CHOICES = {
 }
 
 # what a human label means for the record's keep/drop decision (image classes say nothing about it)
-DECISION_OF_LABEL = {"keep": "keep", "drop": "drop", "correct": "keep", "wrong": "drop", "valid": "keep",
-                     "invalid": "drop"}  # fmt: skip
 
 # the object tag each task kind shows, and the task data key it reads
 OBJECT = {

@@ -22,10 +22,10 @@ from labeling.client import PROJECT_PREFIX, Client
 from labeling.push import RECORD_KEY, read_gold, read_tasks
 from pipeline.workspace import Workspace, write_parquet
 from schemas import columns as C
-from schemas.labeling import LabelingConfig
+from schemas.labeling import LABELS_TABLE, LabelingConfig
 
 ANNOTATIONS = "annotations"
-LABELS = "labels"
+LABELS = LABELS_TABLE
 ANNOTATORS_TABLE = "annotators"
 AGREEMENT_TABLE = "label_agreement"
 

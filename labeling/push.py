@@ -23,16 +23,14 @@ from labeling import config_xml, queues, route
 from labeling.features import dense, image_matrix, text_matrix
 from pipeline.workspace import Workspace, write_parquet
 from schemas import columns as C
-from schemas.labeling import LabelingConfig, QueueConfig
+from schemas.labeling import REVIEW_SUFFIX, TASKS_TABLE, LabelingConfig, QueueConfig
 
-TASKS_TABLE = "label_tasks"
 GOLD_TABLE = "gold"
 IMPORT_DIR = "import"
 MODEL_VERSION = "curate"
 RECORD_KEY = "record_id"  # task data key holding the record id
 SKIP_STAGES = {"ingest", "quarantine", "labelstudio", "shards", "_done", "sample"}
 ISSUES_TABLE = "label_issues"
-REVIEW_SUFFIX = "-review"
 OWN_TABLES = {TASKS_TABLE, "labels", "annotations", "annotators", "label_agreement", ISSUES_TABLE}
 DUP_REASONS = (C.REASON_EXACT_DUP, C.REASON_NEAR_DUP, C.REASON_SEMANTIC_DUP)
 SCORE_COLUMNS = (C.UNCERTAINTY, C.QUALITY, C.PREDICTION, C.PREDICTION_SCORE, C.DECISION, C.REASON)

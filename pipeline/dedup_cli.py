@@ -104,22 +104,23 @@ def run_dedup(
 ) -> dict:
     """Read inputs, find exact and near duplicates, write one row per record to `out` (atomically).
 
-    Columns: id, source, modality, content_hash, exact_cluster, exact_dup_of, near_cluster, dup_of. The
-    workspace stages run in a temporary workspace, part by part, so memory stays bounded by one part.
+    Columns: id, source, modality, content_hash, exact_cluster, near_cluster, dup_group, dup_of,
+    dup_reason (every group keeps one record; the others point at it). The workspace stages run in a
+    temporary workspace, part by part, so memory stays bounded by one part.
     """
     import tempfile
 
     import polars as pl
 
-    from pipeline.decide import decide
-    from pipeline.global_steps import near_step
     from pipeline.ingest import expand_source, ingest_input
-    from pipeline.stages import STAGES, run_stage_on_part
-    from pipeline.workspace import EXACT, NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT, Workspace, write_parquet
+    from pipeline.steps import admit, run_map, settle
+    from pipeline.workspace import EXACT, Workspace, write_parquet
     from schemas import columns as C
     from schemas.config import CurateConfig, SourceConfig
 
-    run = CurateConfig(near=cfg)
+    run = CurateConfig.model_validate(
+        {"near": cfg.model_dump(), "stages": {"lang": False, "pii": False, "embed": False, "semantic": False}}
+    )
     with tempfile.TemporaryDirectory(prefix="curate-dedup-") as tmp:
         ws = Workspace(tmp)
         quarantined = 0
@@ -135,19 +136,26 @@ def run_dedup(
                 quarantined += ingest_input(inp, run.ingest, ws).quarantined
         if not ws.parts():
             raise ValueError("no records read from the inputs (see the quarantine counts)")
-        for stage in (EXACT, NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD):
-            for part in ws.parts():
-                run_stage_on_part(STAGES[stage], ws, part, run)
-        near_step(ws, run)
+        admit(ws)
+        run_map(ws, run, ["exact", "near_text", "near_image", "near_record"])
+        cols = [
+            C.ID,
+            C.SOURCE,
+            C.MODALITY,
+            C.EXACT_CLUSTER,
+            C.NEAR_CLUSTER,
+            C.DUP_GROUP,
+            C.DUP_OF,
+            C.DUP_REASON,
+        ]
         hashes = pl.concat([pl.read_parquet(f) for f in ws.stage_files(EXACT)])
-        cols = [C.ID, C.SOURCE, C.MODALITY, C.EXACT_CLUSTER, C.EXACT_DUP_OF, C.NEAR_CLUSTER, C.DUP_OF]
-        df = pl.from_arrow(decide(ws, run).select(cols)).join(hashes, on=C.ID, how="left")
+        df = pl.from_arrow(settle(ws, run).select(cols)).join(hashes, on=C.ID, how="left")
         df = df.select([C.ID, C.SOURCE, C.MODALITY, C.CONTENT_HASH, *cols[3:]])
         write_parquet(df.to_arrow(), Path(out))
     return {
         "records": df.height,
         "quarantined": quarantined,
-        "exact_dups": df[C.EXACT_DUP_OF].is_not_null().sum(),
-        "near_dups": df[C.DUP_OF].is_not_null().sum(),
+        "exact_dups": (df[C.DUP_REASON] == C.REASON_EXACT_DUP).sum(),
+        "near_dups": (df[C.DUP_REASON] == C.REASON_NEAR_DUP).sum(),
         "near_clusters": df[C.NEAR_CLUSTER].drop_nulls().n_unique(),
     }

@@ -132,6 +132,24 @@ def _read(parts: Sequence[str | Path | pa.Table]) -> pa.Table:
     )
 
 
+def image_components(
+    parts: Parts, cfg: NearConfig, published: Parts = ()
+) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
+    """Images within cfg.image_hamming bits of another: their ids, component labels, and whether each comes
+    from `published` (hashes of an already published version)."""
+    old, new = _read(published), _read(parts)
+    table = pa.concat_tables([old, new])
+    valid = np.flatnonzero(np.asarray(table.column(C.PHASH).is_valid()))
+    hashes = np.asarray(table.column(C.PHASH).take(pa.array(valid)).cast(pa.uint64()))
+    pairs = hamming_pairs(hashes, cfg.image_hamming)
+    if len(pairs) == 0:
+        return pa.chunked_array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, bool)
+    nodes = np.unique(pairs)
+    labels = components(len(nodes), np.searchsorted(nodes, pairs))
+    rows = valid[nodes]
+    return table.column(C.ID).take(pa.array(rows)), labels, rows < old.num_rows
+
+
 def image_clusters(
     parts: Parts, cfg: NearConfig, quality: pa.Table | pl.DataFrame | None = None, published: Parts = ()
 ) -> pa.Table:

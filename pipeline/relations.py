@@ -26,11 +26,11 @@ def parquet_scan(files: list[Path], empty_schema: pa.Schema | None = None) -> st
         return "read_parquet([" + ", ".join(sql_str(f) for f in files) + "], union_by_name = true)"
     if empty_schema is None:
         return "(SELECT NULL::VARCHAR AS id WHERE false)"
-    cols = ", ".join(f'NULL::{_duck_type(f.type)} AS "{f.name}"' for f in empty_schema)
+    cols = ", ".join(f'NULL::{duck_type(f.type)} AS "{f.name}"' for f in empty_schema)
     return f"(SELECT {cols} WHERE false)"
 
 
-def _duck_type(t: pa.DataType) -> str:
+def duck_type(t: pa.DataType) -> str:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "VARCHAR"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
@@ -46,5 +46,5 @@ def _duck_type(t: pa.DataType) -> str:
     if pa.types.is_boolean(t):
         return "BOOLEAN"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return _duck_type(t.value_type) + "[]"
+        return duck_type(t.value_type) + "[]"
     return "VARCHAR"

@@ -42,6 +42,14 @@ MINHASH = "minhash"  # fixed-size list<uint32> signature
 PHASH = "phash"  # uint64 perceptual hash
 LSH_BAND = "lsh_band_"  # prefix: lsh_band_00, lsh_band_01, ... one uint64 LSH key per band
 NEAR_LENGTH = "near_length"  # normalised characters (text/record) or pixels (image): the keep tie-break
+NEAR_PUBLISHED = "near_published"  # id of an already published record in the same near cluster
+
+# --- the duplicate graph (exact, near and semantic links; one keeper per group) ---------
+DUP_GROUP = "dup_group"  # id of the group's kept record (or of its best member when none passes the rules)
+DUP_REASON = "dup_reason"  # the check that linked a dropped copy to its keeper: exact/near/semantic_dup
+ID_A = "id_a"  # a pair of records (id_a < id_b)
+ID_B = "id_b"
+SIMILARITY = "similarity"
 
 # --- embeddings, semantic dedup ----------------------------------------------------
 EMBEDDING = "embedding"
@@ -99,4 +107,7 @@ FLEISS_KAPPA = "fleiss_kappa"
 LABEL_ISSUE = "label_issue"  # confident learning: the given label looks wrong
 LABEL_QUALITY = "label_quality"
 SUGGESTED_LABEL = "suggested_label"
+HUMAN_LABEL = "human_label"  # the label that decides a record (a review queue's wins)
+HUMAN_DECISION = "human_decision"  # keep / drop as that label says
+PUSHED = "pushed"  # sent to Label Studio, not gold
 LABEL_RANK = "label_rank"  # 1.. order in which routing picked a record for humans, null = not picked

@@ -8,6 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 TASK_KINDS = ("text_classification", "image_classification", "caption_check", "record_review")
 
+# workspace tables of the labelling loop (written by labeling/, read by the decision and the catalog)
+LABELS_TABLE = "labels"  # consensus label per (record, queue)
+TASKS_TABLE = "label_tasks"  # what was pushed to which project
+REVIEW_SUFFIX = "-review"  # queue of a second look at suspected label errors
+# what each answer of a generated labelling config means for the record
+DECISION_OF_LABEL = {"keep": "keep", "drop": "drop", "correct": "keep", "wrong": "drop", "valid": "keep",
+                     "invalid": "drop"}  # fmt: skip
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -41,12 +41,12 @@ DECISION_SCHEMA = pa.schema(
         pa.field(C.MODALITY, pa.string(), nullable=False),
         pa.field(C.DECISION, pa.string(), nullable=False),
         pa.field(C.REASON, pa.string()),
-        pa.field(C.EXACT_CLUSTER, pa.string()),
-        pa.field(C.EXACT_DUP_OF, pa.string()),
-        pa.field(C.NEAR_CLUSTER, pa.string()),
+        pa.field(C.DUP_GROUP, pa.string()),
         pa.field(C.DUP_OF, pa.string()),
+        pa.field(C.DUP_REASON, pa.string()),
+        pa.field(C.EXACT_CLUSTER, pa.string()),
+        pa.field(C.NEAR_CLUSTER, pa.string()),
         pa.field(C.SEMANTIC_CLUSTER, pa.string()),
-        pa.field(C.SEMANTIC_DUP_OF, pa.string()),
     ]
 )
 

@@ -1,0 +1,94 @@
+"""Who a filter removes: drop counts by source x reason, and by the data's own label x reason, with the
+skews worth a warning (a filter that removes one class or one source far more than the rest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from pipeline import ids, relations
+from pipeline.workspace import Workspace
+from schemas import columns as C
+from schemas.config import CurateConfig
+
+DUP_REASONS = (C.REASON_EXACT_DUP, C.REASON_NEAR_DUP, C.REASON_SEMANTIC_DUP)
+MIN_GROUP = 20  # smaller groups are too small to call a skew
+MIN_SHARE = 0.2  # a reason must take at least this share of a group ...
+MIN_RATIO = 2.0  # ... and at least this many times its share of the other groups
+
+
+def label_sql(cfg: CurateConfig) -> str | None:
+    """SQL of a record's own label (the source's `label_field`, from `meta` or `data`), or None."""
+    from pipeline.ingest import IngestError, expand_source
+
+    fields: dict[str, str] = {}
+    for src in cfg.sources:
+        if not src.label_field:
+            continue
+        try:
+            names = {inp.source for inp in expand_source(src)}
+        except IngestError:
+            continue
+        fields |= dict.fromkeys(names, src.label_field)
+    if not fields:
+        return None
+
+    def extract(field: str) -> str:
+        path = relations.sql_str("$." + '"' + field.replace('"', '\\"') + '"')
+        return f"coalesce(json_extract_string(r.{C.META}, {path}), json_extract_string(r.{C.DATA}, {path}))"
+
+    if len(set(fields.values())) == 1:
+        return extract(next(iter(fields.values())))
+    cases = " ".join(f"WHEN {relations.sql_str(s)} THEN {extract(f)}" for s, f in sorted(fields.items()))
+    return f"CASE r.{C.SOURCE} {cases} END"
+
+
+def _counts(con: duckdb.DuckDBPyConnection, rel: str, key: str) -> dict[str, Any]:
+    rows = con.sql(
+        f"""SELECT {key} AS k, d.{C.DECISION}, d.{C.REASON}, count(*) FROM {rel} GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    out: dict[str, Any] = {}
+    for k, decision, reason, n in rows:
+        g = out.setdefault(str(k), {"records": 0, "kept": 0, "by_reason": {}})
+        g["records"] += n
+        if decision == C.KEEP:
+            g["kept"] += n
+        if reason is not None:
+            g["by_reason"][reason] = g["by_reason"].get(reason, 0) + n
+    return out
+
+
+def skews(groups: dict[str, Any], by: str) -> list[dict[str, Any]]:
+    """Reasons (duplicates aside) that take a far larger share of one group than of the others."""
+    total = sum(g["records"] for g in groups.values())
+    reasons = {r for g in groups.values() for r in g["by_reason"] if r not in DUP_REASONS}
+    found = []
+    for value, g in groups.items():
+        rest = total - g["records"]
+        if g["records"] < MIN_GROUP or rest < MIN_GROUP:
+            continue
+        for r in sorted(reasons):
+            n = g["by_reason"].get(r, 0)
+            others = sum(h["by_reason"].get(r, 0) for v, h in groups.items() if v != value)
+            share, share_rest = n / g["records"], others / rest
+            if share >= MIN_SHARE and share >= MIN_RATIO * share_rest:
+                found.append(
+                    {"by": by, "value": value, "reason": r, "records": g["records"],
+                     "share": round(share, 4), "others": round(share_rest, 4)}
+                )  # fmt: skip
+    return found
+
+
+def breakdown(ws: Workspace, cfg: CurateConfig, decisions_sql: str) -> dict[str, Any]:
+    """`by_source`, `by_label` (when the data carries labels) and `skews` for the manifest."""
+    con = relations.connect()
+    rel = f"{ids.records_sql(ws)} r JOIN {decisions_sql} d USING ({C.ID})"
+    out: dict[str, Any] = {"by_source": _counts(con, rel, f"r.{C.SOURCE}")}
+    label = label_sql(cfg)
+    if label is not None:
+        by_label = _counts(con, rel, f"coalesce({label}, '(none)')")
+        if set(by_label) != {"(none)"}:
+            out["by_label"] = by_label
+    out["skews"] = skews(out["by_source"], "source") + skews(out.get("by_label", {}), "label")
+    return out

@@ -1,0 +1,112 @@
+"""Semantic duplicates over the whole workspace: pairs of same-language records whose vectors are closer
+than `[semantic] eps` (SemDeDup-style, compared inside k-means clusters). Writes the verified pairs;
+`dedup` joins them with the exact and near links and chooses one keeper per group.
+
+Languages the embedder does not cover (`[semantic] languages`) and records of unknown language are not
+compared; the counts are kept in the output's metadata for the run summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.stages.spec import Stage
+from pipeline.workspace import Workspace
+from schemas import columns as C
+from schemas.config import CurateConfig
+
+STATS_KEY = b"curate.stats"
+PAIRS_SCHEMA = pa.schema(
+    [pa.field(C.ID_A, pa.string()), pa.field(C.ID_B, pa.string()), pa.field(C.SIMILARITY, pa.float32())]
+)
+
+
+def _read(files: list[Path], columns: list[str], ids: pa.Array | None) -> pa.Table:
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    if ids is None:
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    return pads.dataset([str(f) for f in files], format="parquet").to_table(
+        columns=columns, filter=pc.field(C.ID).isin(ids)
+    )
+
+
+def vectors_with_lang(ws: Workspace, ids: pa.Array | None = None) -> pa.Table:
+    """`id`, `embedding`, `lang`, `lang_score` of every embedded record (or of `ids`); language null where
+    unknown."""
+    import polars as pl
+
+    from pipeline.semantic import read_vectors
+
+    files = ws.stage_files("embed")
+    vectors = read_vectors(files) if ids is None or not files else _read(files, [C.ID, C.EMBEDDING], ids)
+    vectors = vectors.filter(vectors[C.EMBEDDING].is_valid())
+    lang_files = ws.stage_files("lang")
+    if lang_files:
+        langs = _read(lang_files, [C.ID, C.LANG, C.LANG_SCORE], ids)
+        joined = pl.from_arrow(vectors.select([C.ID])).join(
+            pl.from_arrow(langs), on=C.ID, how="left", maintain_order="left"
+        )
+        lang, score = joined[C.LANG].to_arrow(), joined[C.LANG_SCORE].to_arrow()
+    else:
+        lang, score = pa.nulls(vectors.num_rows, pa.string()), pa.nulls(vectors.num_rows, pa.float32())
+    return vectors.append_column(C.LANG, lang.cast(pa.string())).append_column(
+        C.LANG_SCORE, score.cast(pa.float32())
+    )
+
+
+def semantic_step(root: Path, cfg: CurateConfig) -> pa.Table:
+    """The verified same-language duplicate pairs (`id_a`, `id_b`, `similarity`); stats in the metadata."""
+    try:
+        from pipeline.semantic import semantic_edges
+    except ImportError:  # TEMPORARY until the language-aware semantic_edges lands
+        from pipeline.semantic import semantic_clusters
+
+        def semantic_edges(table, cfg):  # noqa: ANN001, ANN202
+            import pyarrow.compute as pc
+
+            out = semantic_clusters(table.select([C.ID, C.EMBEDDING]), cfg)
+            d = out.filter(pc.is_valid(out[C.SEMANTIC_DUP_OF]))
+            return pa.table(
+                {
+                    C.ID_A: d[C.ID],
+                    C.ID_B: d[C.SEMANTIC_DUP_OF],
+                    C.SIMILARITY: pa.nulls(d.num_rows, pa.float32()),
+                }
+            ), {}
+
+    ws = Workspace(root)
+    if not ws.stage_files("embed"):
+        return PAIRS_SCHEMA.empty_table()
+    table = vectors_with_lang(ws)
+    pairs, stats = semantic_edges(table, cfg.semantic)
+    pairs = pairs.select(PAIRS_SCHEMA.names).cast(PAIRS_SCHEMA)
+    return pairs.replace_schema_metadata({STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
+
+
+def semantic_stats(ws: Workspace) -> dict:
+    """What the last semantic step compared and skipped, per language (empty when it did not run)."""
+    path = ws.global_path("semantic")
+    if not path.exists():
+        return {}
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(STATS_KEY, b"{}"))
+
+
+STAGE = Stage(
+    name="semantic",
+    kind="global",
+    doc="same-language pairs with cosine >= 1 - eps inside k-means clusters ([semantic])",
+    inputs=("embed", "lang"),
+    writes=PAIRS_SCHEMA,
+    settings=lambda cfg: cfg.semantic,
+    enabled=lambda cfg: cfg.stages.embed and cfg.stages.semantic,
+    global_fn=semantic_step,
+    joined=(),
+    view="semantic_pairs",
+)
