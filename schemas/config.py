@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.embed import EmbedConfig, LangConfig, PiiConfig, QualityConfig, SemanticConfig
 from schemas.labeling import LabelingConfig
@@ -42,6 +42,11 @@ class SourceConfig(Strict):
         None, description="images: captions file (JSONL/CSV with file,caption) or COCO captions JSON"
     )
     delimiter: str | None = Field(None, description="csv/tsv: field delimiter (default , or tab)")
+    label_field: str | None = Field(
+        "label",
+        description="field holding a class label that comes with the data (kept in `meta`/`data`): the "
+        "manifest breaks drop counts down by it and warns when a filter removes one class far more",
+    )
 
 
 class IngestConfig(Strict):
@@ -51,9 +56,33 @@ class IngestConfig(Strict):
     excerpt_chars: int = Field(200, gt=0, description="characters of a bad row kept in quarantine")
 
 
+# Rule presets: a preset fills every threshold the config does not set itself.
+TEXT_PRESETS: dict[str, dict[str, Any]] = {
+    "web": {},  # the field defaults below: Gopher/C4-style, for web pages and documents
+    # messages, reviews, captions: one line, few words, no stop-word or punctuation requirement; still
+    # drops empty texts, digit/symbol runs and unbroken strings (URLs, base64). Measured in the README.
+    "short": {
+        "min_words": 1,
+        "min_mean_word_length": 1.5,
+        "max_mean_word_length": 20.0,
+        "max_symbol_ratio": 1.0,
+        "max_digit_ratio": 0.5,
+        "max_dup_line_fraction": 0.5,
+        "min_punct_line_fraction": 0.0,
+        "min_stopwords": 0,
+        "max_bullet_line_fraction": 1.0,
+    },
+}
+
+
 class TextRules(Strict):
     """Gopher/C4-style heuristic thresholds for text records."""
 
+    preset: Literal["web", "short"] = Field(
+        "web",
+        description="web: thresholds for web pages and documents; short: for messages, reviews and "
+        "captions (thresholds set here override the preset's)",
+    )
     min_chars: int = 1
     min_words: int = 20
     max_words: int = 100_000
@@ -65,6 +94,13 @@ class TextRules(Strict):
     min_punct_line_fraction: float = 0.1
     min_stopwords: int = 2
     max_bullet_line_fraction: float = 0.9
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in TEXT_PRESETS:
+            return {**TEXT_PRESETS[data["preset"]], **data}
+        return data
 
 
 class ImageRules(Strict):
