@@ -8,6 +8,7 @@ manifest), and, when their files exist, `embeddings`, `clusters` (near-duplicate
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -42,6 +43,10 @@ OPTIONAL_VIEWS = {
 
 class CatalogError(ValueError):
     """The workspace is missing or has nothing to query."""
+
+
+class ReadOnlyError(CatalogError):
+    """A statement given to the read-only catalog could write (COPY, CREATE, INSERT, ATTACH, SET ...)."""
 
 
 def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
@@ -81,14 +86,20 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
 
 
 def _shard_views(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+    """`shards` and `shard_files` over the version the manifest names (read once: never a mix)."""
     shards: list[dict] = read_json(ws.manifest_path)["shards"] if ws.manifest_path.exists() else []
-    files = [str(ws.root / s["path"]) for s in shards if (ws.root / s["path"]).exists()]
+    files = [ws.root / s["path"] for s in shards]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise CatalogError(
+            f"{missing[0]}: listed in {ws.manifest_path} but missing ({len(missing)} of {len(files)} "
+            f"shards); re-publish with `curate publish -w {ws.root}`"
+        )
     if files:
-        con.register("shards_dataset", pads.dataset(files, format="arrow"))
-        con.execute("CREATE VIEW shards AS SELECT * FROM shards_dataset")
+        con.register("shards_dataset", pads.dataset([str(f) for f in files], format="arrow"))
     else:
         con.register("shards_dataset", RECORD_SCHEMA.empty_table())
-        con.execute("CREATE VIEW shards AS SELECT * FROM shards_dataset")
+    con.execute("CREATE VIEW shards AS SELECT * FROM shards_dataset")
     table = pa.Table.from_pylist(
         shards,
         schema=pa.schema(
@@ -99,8 +110,37 @@ def _shard_views(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
     con.execute("CREATE VIEW shard_files AS SELECT * FROM shard_files_table")
 
 
+_EXPLAIN = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*EXPLAIN\s+(ANALY[SZ]E\b)?", re.IGNORECASE | re.DOTALL)
+
+
+def check_read_only(sql: str) -> None:
+    """ReadOnlyError when a statement of `sql` could write or change settings: only queries may run.
+
+    DuckDB's own parser classifies each statement; SELECT (with DESCRIBE, SHOW, SUMMARIZE, VALUES, FROM-first
+    and `query()`, which only takes a SELECT) and a plain EXPLAIN of one pass. COPY, CREATE, INSERT, UPDATE,
+    DELETE, DROP, ALTER, ATTACH, EXPORT, SET, PRAGMA, CALL, LOAD/INSTALL and EXPLAIN ANALYZE are refused.
+    """
+    for st in duckdb.extract_statements(sql):
+        if st.type == duckdb.StatementType.SELECT:
+            continue
+        kind = st.type.name
+        if st.type == duckdb.StatementType.EXPLAIN:
+            m = _EXPLAIN.match(st.query)
+            if m and not m.group(1):
+                inner = duckdb.extract_statements(st.query[m.end() :])
+                if all(i.type == duckdb.StatementType.SELECT for i in inner):
+                    continue
+            kind = "EXPLAIN ANALYZE" if m and m.group(1) else "EXPLAIN of a non-query"
+        raise ReadOnlyError(
+            f"curate sql is read-only: refused a {kind} statement (only queries run); "
+            "write results with --format csv/json > FILE, or use pipeline.catalog.connect() from Python"
+        )
+
+
 def query(workspace: str | Path, sql: str) -> pa.Table:
-    """Run one SQL statement against the catalog and return the result as Arrow."""
+    """Run one read-only SQL query against the catalog and return the result as Arrow (ReadOnlyError for
+    a statement that could write)."""
+    check_read_only(sql)
     con = connect(workspace)
     try:
         return con.sql(sql).to_arrow_table()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import inspect
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,10 +46,73 @@ ConfigOpt = Annotated[
 ]
 
 
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        help="Seconds to wait while another command holds the workspace (default: $CURATE_LOCK_WAIT, "
+        "else 0: refuse at once, saying which pid holds it since when).",
+    ),
+]
+
+
 def fail(message: str) -> None:
     """Print a one-line cause and exit non-zero."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+@contextmanager
+def writing(root: Path, command: str, wait: float | None = None) -> Iterator[None]:
+    """Hold the workspace lock for a command that writes; its refusals and disk errors become one line."""
+    from pipeline.lock import workspace_lock
+    from pipeline.workspace import WorkspaceError, is_environment_error
+
+    try:
+        with workspace_lock(root, command, wait):
+            yield
+    except WorkspaceError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        if not is_environment_error(exc):
+            raise
+        fail(_disk_error(exc))
+
+
+def locked(command: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Run a command that writes the workspace under its lock; adds the --wait option to the command.
+
+    The workspace is the one the command's --workspace/--config resolve to (as `resolve` does).
+    """
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        sig = inspect.signature(fn, eval_str=True)
+        wait_param = inspect.Parameter(
+            "wait", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=WaitOpt
+        )
+
+        @functools.wraps(fn)
+        def run_locked(*args: object, wait: float | None = None, **kwargs: object) -> None:
+            bound = sig.bind_partial(*args, **kwargs)
+            bound.apply_defaults()
+            config, workspace = bound.arguments.get("config"), bound.arguments.get("workspace")
+            root = Path(workspace).resolve() if workspace else resolve(config, None)[1]  # type: ignore[arg-type]
+            with writing(root, command, wait):
+                fn(*args, **kwargs)
+
+        run_locked.__signature__ = sig.replace(parameters=[*sig.parameters.values(), wait_param])  # type: ignore[attr-defined]
+        return run_locked
+
+    return wrap
+
+
+def _disk_error(exc: OSError) -> str:
+    from pipeline.workspace import WorkspaceWriteError
+
+    if isinstance(exc, WorkspaceWriteError):
+        return str(exc)
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{(exc.strerror or str(exc)).splitlines()[0]} (errno {exc.errno})"
 
 
 def resolve(config: Path | None, workspace: Path | None) -> tuple[CurateConfig, Path]:
@@ -90,6 +157,7 @@ def sample(
 
 
 @app.command()
+@locked("curate ingest")
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, globs or image folders to ingest.")],
     workspace: WorkspaceOpt = None,
@@ -165,6 +233,7 @@ def _run_map(stage: str, cfg: CurateConfig, root: Path) -> int:
 
 
 @app.command()
+@locked("curate exact")
 def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Exact dedup: content_hash per record, groups across the workspace, decisions updated."""
     import pyarrow.compute as pc
@@ -180,6 +249,7 @@ def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+@locked("curate rules")
 def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Heuristic quality rules: one rule_<name> score column each, the first failure as the reason."""
     from pipeline.decide import decide
@@ -192,6 +262,7 @@ def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+@locked("curate near")
 def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Near-duplicates in a workspace: MinHash-LSH (text, records) and pHash (images); decisions updated."""
     import pyarrow.compute as pc
@@ -214,6 +285,7 @@ def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
+@locked("curate publish")
 def publish(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Apply the decisions: write kept records as Arrow shards and manifest.json."""
     from pipeline.decide import decide
@@ -245,12 +317,13 @@ def sql(
     """Query the workspace and the published shards with DuckDB SQL."""
     import duckdb
 
-    from pipeline.catalog import CatalogError, connect
+    from pipeline.catalog import CatalogError, check_read_only, connect
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}")
     _, root = resolve(config, workspace)
     try:
+        check_read_only(query)  # before anything runs: COPY ... TO '<ws>/decisions.parquet' must not
         con = connect(root)
         rel = con.sql(query)
     except (CatalogError, duckdb.Error) as exc:
@@ -317,8 +390,9 @@ def _summary(manifest: dict, root: Path) -> None:
     if c.get("label"):
         t.add_row("to label", "", str(c["label"]))
     out.print(t)
+    folder = root / "versions" / f"v{manifest['version']}" if "version" in manifest else root / "shards"
     out.print(
-        f"shards: [bold]{root / 'shards'}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
+        f"shards: [bold]{folder}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
         f"manifest: {root / 'manifest.json'}",
         soft_wrap=True,
     )
@@ -335,6 +409,7 @@ def _quote(p: Path) -> str:
 
 
 @app.command()
+@locked("curate run")
 def run(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="curate.toml describing sources and stages.")
@@ -368,6 +443,7 @@ def _flow(cfg: CurateConfig) -> dict:
 
 
 @app.command()
+@locked("curate demo")
 def demo(
     workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Workspace for the demo run.")] = Path(
         "workspace"

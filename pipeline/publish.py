@@ -1,13 +1,23 @@
-"""Publish: apply the decisions, write kept records as Arrow IPC shards and a manifest.
+"""Publish: apply the decisions, write kept records as Arrow IPC shards and a manifest, as a new version.
+
+Each publish that changes something writes `<ws>/versions/v<N>/` (shards + that version's manifest.json)
+in `<ws>/.staging`, checks it (no id twice, shard rows = kept records, every shard hashed), renames it into
+`versions/`, then switches `<ws>/manifest.json` with one atomic rename. Until that rename the previous
+version is the current one and stays whole; a reader of the manifest sees one version or the other.
 
 Shards are byte-identical for the same inputs and config: rows are ordered by id, batches have a fixed
-size, and nothing time-dependent is written.
+size, and nothing time-dependent is written (only the version folder's number may differ).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import shutil
 import subprocess
+import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,18 +33,25 @@ from pipeline.stages import STAGES, remove_orphans
 from pipeline.workspace import (
     DECISIONS,
     INGEST,
+    MANIFEST,
     PII,
     QUARANTINE,
+    VERSIONS,
     Workspace,
-    atomic_path,
+    WorkspaceError,
+    WorkspaceWriteError,
+    is_environment_error,
     read_json,
-    write_json,
 )
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
 from schemas.record import QUARANTINE_SCHEMA, RECORD_SCHEMA
 
 MANIFEST_FORMAT = "curate-manifest/1"
+
+
+class PublishError(WorkspaceError):
+    """A publish was refused (an invariant failed); nothing was switched and the message says what."""
 
 
 def code_version() -> str:
@@ -78,15 +95,12 @@ class PublishResult:
 
 
 def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
-    """Write `<ws>/shards/<split>-NNNNN.arrow` and `<ws>/manifest.json`; skipped when nothing changed."""
+    """Publish a new version `<ws>/versions/v<N>/` and switch `<ws>/manifest.json` to it; skipped (nothing
+    written) when nothing changed. Raises PublishError, with nothing switched, when an invariant fails."""
     fingerprint = _fingerprint(ws, cfg)
-    if ws.manifest_path.exists():
-        old = read_json(ws.manifest_path)
-        if old.get("fingerprint") == fingerprint and all(
-            (ws.root / s["path"]).exists() and (ws.root / s["path"]).stat().st_size == s["bytes"]
-            for s in old["shards"]
-        ):
-            return PublishResult(old, True)
+    current = read_json(ws.manifest_path) if ws.manifest_path.exists() else None
+    if current is not None and current.get("fingerprint") == fingerprint and _present(ws, current):
+        return PublishResult(current, True)
     for stage in STAGES:
         remove_orphans(ws, stage)
     schema = published_schema()
@@ -108,17 +122,113 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
         ORDER BY i.{C.ID}
         """
     )
-    shards = _write_shards(rel.to_arrow_reader(cfg.publish.batch_rows), schema, ws, cfg)
-    manifest = _manifest(ws, cfg, con, decisions, schema, shards, fingerprint)
-    write_json(manifest, ws.manifest_path)
+    version = max([*ws.versions(), 0]) + 1
+    staged = _staging(ws)
+    try:
+        shards = _write_shards(rel.to_arrow_reader(cfg.publish.batch_rows), schema, staged, cfg)
+        for s in shards:
+            s["path"] = f"{VERSIONS}/v{version}/{s['path']}"
+        manifest = _manifest(ws, cfg, con, decisions, schema, shards, fingerprint)
+        manifest["version"] = version
+        _check(staged, manifest)
+        _commit(ws, staged, manifest, version)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return PublishResult(manifest, False)
 
 
+def _present(ws: Workspace, manifest: dict) -> bool:
+    """Every shard the manifest lists is there with its size (a cheap check, no hashing)."""
+    try:
+        return all((ws.root / s["path"]).stat().st_size == s["bytes"] for s in manifest["shards"])
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def _staging(ws: Workspace) -> Path:
+    """A fresh folder in `<ws>/.staging` for a version being written."""
+    d = ws.staging_dir / f"publish-{uuid.uuid4().hex[:12]}"
+    try:
+        d.mkdir(parents=True)
+    except OSError as exc:
+        if is_environment_error(exc):
+            raise WorkspaceWriteError(d, exc) from exc
+        raise
+    return d
+
+
+def _check(staged: Path, manifest: dict) -> None:
+    """The invariants a version must meet before it becomes current; PublishError naming the first broken."""
+    listed = {Path(s["path"]).name for s in manifest["shards"]}
+    on_disk = {f.name for f in staged.iterdir()}
+    if listed != on_disk:
+        raise PublishError(
+            f"publish refused: shards written {sorted(on_disk)} differ from the manifest's {sorted(listed)}"
+        )
+    ids, rows = [], 0
+    with ExitStack() as maps:  # the id columns point into the mapped files until the count is done
+        for s in manifest["shards"]:
+            if len(s.get("sha256") or "") != 64:
+                raise PublishError(f"publish refused: shard {s['path']} has no sha256")
+            src = maps.enter_context(pa.memory_map(str(staged / Path(s["path"]).name)))
+            col = pa.ipc.open_file(src).read_all().column(C.ID)
+            if len(col) != s["rows"]:
+                raise PublishError(
+                    f"publish refused: shard {s['path']} holds {len(col)} rows, the manifest says {s['rows']}"
+                )
+            ids += col.chunks
+            rows += len(col)
+        kept = manifest["counts"]["kept"]
+        if rows != kept or rows != manifest["rows"]:
+            raise PublishError(f"publish refused: the shards hold {rows} rows but {kept} records are kept")
+        distinct = pc.count_distinct(pa.chunked_array(ids)).as_py() if ids else 0
+    if distinct != rows:
+        raise PublishError(f"publish refused: {rows - distinct} id(s) appear more than once in the shards")
+
+
+def _commit(ws: Workspace, staged: Path, manifest: dict, version: int) -> None:
+    """Make the staged version durable, rename it into `versions/`, then switch the current manifest."""
+    dest = ws.version_dir(version)
+    try:
+        _write_durable(staged / MANIFEST, _manifest_bytes(manifest))
+        _fsync_dir(staged)
+        ws.versions_dir.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, dest)  # a new name: fails rather than merge into an existing version
+        _fsync_dir(ws.versions_dir)
+        switch = ws.staging_dir / f"{uuid.uuid4().hex[:8]}-{MANIFEST}"
+        _write_durable(switch, _manifest_bytes(manifest))
+        os.replace(switch, ws.manifest_path)  # the one switch: readers see the old version or this one
+        _fsync_dir(ws.root)
+    except OSError as exc:
+        if is_environment_error(exc) and not isinstance(exc, WorkspaceWriteError):
+            raise WorkspaceWriteError(Path(exc.filename or dest), exc) from exc
+        raise
+
+
+def _manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_shards(
-    reader: pa.RecordBatchReader, schema: pa.Schema, ws: Workspace, cfg: CurateConfig
+    reader: pa.RecordBatchReader, schema: pa.Schema, dest: Path, cfg: CurateConfig
 ) -> list[dict]:
+    """Write the rows as `<split>-NNNNN.arrow` files into `dest` (fsynced): name, rows, bytes, sha256 each."""
     p = cfg.publish
-    ws.shards_dir.mkdir(parents=True, exist_ok=True)
     shards: list[dict] = []
     pending: list[pa.RecordBatch] = []
     rows = size = 0
@@ -127,12 +237,19 @@ def _write_shards(
         nonlocal pending, rows, size
         table = pa.Table.from_batches(pending, schema=schema)
         name = f"{p.split}-{len(shards):05d}.arrow"
-        final = ws.shards_dir / name
-        with atomic_path(final) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
-            w.write_table(table, max_chunksize=p.batch_rows)
+        final = dest / name
+        try:
+            with pa.OSFile(str(final), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+                w.write_table(table, max_chunksize=p.batch_rows)
+            with open(final, "rb") as f:
+                os.fsync(f.fileno())
+        except OSError as exc:
+            if is_environment_error(exc):
+                raise WorkspaceWriteError(final, exc) from exc
+            raise
         shards.append(
             {
-                "path": f"shards/{name}",
+                "path": name,
                 "rows": table.num_rows,
                 "bytes": final.stat().st_size,
                 "sha256": _sha256(final),
@@ -159,10 +276,6 @@ def _write_shards(
                 flush()
     if pending or not shards:
         flush()
-    keep = {s["path"].split("/")[-1] for s in shards}
-    for old in ws.shards_dir.glob(f"{p.split}-*.arrow"):  # shards of an earlier, larger publish
-        if old.name not in keep:
-            old.unlink()
     return shards
 
 

@@ -7,13 +7,20 @@ Layout::
     <ws>/ingest/_done/<file>.json    one marker per finished input file (its parts, counts, fingerprint)
     <ws>/<stage>/<part>.parquet      id + the stage's columns (map stages)
     <ws>/<stage>.parquet             global steps (exact clusters, decisions, ...)
-    <ws>/shards/<split>-NNNNN.arrow  published shards, <ws>/manifest.json
+    <ws>/versions/v<N>/              one published version: <split>-NNNNN.arrow shards + its manifest.json
+    <ws>/manifest.json               the current version's manifest (switched by one atomic rename)
+    <ws>/.staging/                   temp files of writes in progress (renamed into place when complete)
+    <ws>/.lock                       the workspace lock (pid and start of the run holding it)
+
+Names starting with '.' are never committed outputs: every listing here skips them.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +40,11 @@ DECISIONS = "decisions"
 NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD = "near_text", "near_image", "near_record"
 EMBED, LANG, PII, QUALITY = "embed", "lang", "pii", "quality"
 NEAR, SEMANTIC = "near", "semantic"  # global steps
-SHARDS = "shards"
+SHARDS = "shards"  # shards of a workspace published before versions existed
+VERSIONS = "versions"
 MANIFEST = "manifest.json"
+STAGING = ".staging"
+LOCK_FILE = ".lock"
 
 
 class Workspace:
@@ -60,13 +70,11 @@ class Workspace:
 
     def parts(self) -> list[str]:
         """Names of the ingested parts, sorted."""
-        d = self.stage_dir(INGEST)
-        return sorted(p.stem for p in d.glob("*.parquet")) if d.exists() else []
+        return [p.stem for p in committed(self.stage_dir(INGEST), ".parquet")]
 
     def stage_files(self, stage: str) -> list[Path]:
         """Existing per-part files of a stage, sorted."""
-        d = self.stage_dir(stage)
-        return sorted(d.glob("*.parquet")) if d.exists() else []
+        return committed(self.stage_dir(stage), ".parquet")
 
     @property
     def done_dir(self) -> Path:
@@ -80,15 +88,131 @@ class Workspace:
     def manifest_path(self) -> Path:
         return self.root / MANIFEST
 
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / VERSIONS
+
+    def version_dir(self, n: int) -> Path:
+        """Folder of published version `n`."""
+        return self.versions_dir / f"v{n}"
+
+    def versions(self) -> list[int]:
+        """Numbers of the published version folders, ascending."""
+        d = self.versions_dir
+        if not d.is_dir():
+            return []
+        return sorted(int(p.name[1:]) for p in d.iterdir() if p.name[:1] == "v" and p.name[1:].isdigit())
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / STAGING
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    def reset_staging(self) -> None:
+        """Empty `<ws>/.staging` (leftovers of a killed run) and the legacy `.tmp-*` files beside outputs.
+
+        Only call this while holding the workspace lock: a running writer's temp files live there.
+        """
+        if self.staging_dir.exists():
+            shutil.rmtree(self.staging_dir)
+        for d in [self.root, *(p for p in self.root.iterdir() if p.is_dir() and p.name[:1] != ".")]:
+            for f in d.glob(".tmp-*"):
+                if f.is_file():
+                    f.unlink()
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+
+
+def committed(folder: Path, suffix: str) -> list[Path]:
+    """The committed files of `folder` ending in `suffix`, sorted: names starting with '.' are skipped."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir() if p.name.endswith(suffix) and p.name[:1] != "." and p.is_file()
+    )
+
+
+class WorkspaceError(RuntimeError):
+    """A workspace operation was refused or failed for the reason its one-line message states."""
+
+
+class WorkspaceWriteError(OSError):
+    """A write into the workspace failed for a reason outside curate (disk full, read-only, no permission)."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, _reason(cause), str(path))
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # pickles across Dask workers and Prefect results
+        return (_rebuild_write_error, (str(self.path), self.errno, self.strerror))
+
+
+def _rebuild_write_error(path: str, code: int | None, reason: str) -> WorkspaceWriteError:
+    return WorkspaceWriteError(Path(path), OSError(code, reason))
+
+
+_HINTS = {
+    errno.ENOSPC: "no space left on the device (free space, then re-run: finished work is kept)",
+    errno.EDQUOT: "disk quota exceeded (free space, then re-run: finished work is kept)",
+    errno.EROFS: "the file system is read-only (use a writable --workspace)",
+    errno.EACCES: "permission denied (use a workspace you can write)",
+    errno.EPERM: "operation not permitted (immutable file or folder? see lsattr)",
+}
+
+
+def _reason(exc: OSError) -> str:
+    return _HINTS.get(exc.errno or 0) or (exc.strerror or str(exc)).splitlines()[0]
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    """True for write failures that a retry cannot fix (disk full, read-only, no permission)."""
+    return isinstance(exc, OSError) and exc.errno in _HINTS
+
+
+def staging_for(final: Path) -> Path:
+    """Where a temp file for `final` goes: the `.staging` folder of the workspace holding it.
+
+    The workspace is the nearest of the three folders above `final` that has a `.staging` folder on the
+    same file system (so the closing rename is atomic); elsewhere (an --out file) the temp file is a
+    dot-file beside `final`.
+    """
+    folder = final.parent
+    try:
+        dev = folder.stat().st_dev
+        for d in (folder, *list(folder.parents)[:3]):
+            s = d / STAGING
+            if s.is_dir() and s.stat().st_dev == dev:
+                return s
+    except OSError:
+        pass
+    return folder
+
 
 @contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temp path beside `final`; rename it onto `final` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{final.name}")
+    """Yield a temp path in the workspace's `.staging`; rename it onto `final` only if the block succeeds.
+
+    A write that fails on the file system (disk full, read-only) raises WorkspaceWriteError naming `final`.
+    """
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceWriteError(final.parent, exc) from exc
+    where = staging_for(final)
+    prefix = f".tmp-{uuid.uuid4().hex[:8]}-" if where == final.parent else f"{uuid.uuid4().hex[:8]}-"
+    tmp = where / f"{prefix}{final.parent.name}-{final.name}"
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as exc:
+        if is_environment_error(exc) and not isinstance(exc, WorkspaceWriteError):
+            raise WorkspaceWriteError(final, exc) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

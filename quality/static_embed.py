@@ -1,7 +1,17 @@
-"""Static (model2vec) tier: a table of token vectors distilled once from the transformer, ~100x faster."""
+"""Static (model2vec) tier: a table of token vectors distilled once from the transformer, ~100x faster.
+
+Thread-safe: one loaded model per folder per process, and its encode runs under that model's lock (the
+Hugging Face tokenizer inside is one Rust object that two threads must not borrow at once: "Already
+borrowed"). Encoding is ~10k texts/s, so the lock costs little next to the rest of a stage.
+
+The first-use distillation is atomic across processes: it runs under a file lock beside the model folder,
+writes into a temp folder and renames it into place whole. A killed distillation leaves only a temp folder,
+which the next one deletes before starting over; the model folder is complete or absent, never partial.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -9,6 +19,8 @@ import shutil
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +33,7 @@ if TYPE_CHECKING:
     from model2vec import StaticModel
 
 _LOCK = threading.Lock()
+MODEL_FILES = ("model.safetensors", "tokenizer.json", "config.json")
 
 
 def static_root(cfg: EmbedConfig) -> Path:
@@ -46,57 +59,91 @@ def static_path(cfg: EmbedConfig) -> Path:
     return static_root(cfg) / static_key(cfg)
 
 
+def is_complete(path: Path) -> bool:
+    """True when `path` holds a whole distilled model (every file model2vec loads)."""
+    return all((path / f).is_file() for f in MODEL_FILES)
+
+
+@contextmanager
+def _distill_lock(dest: Path) -> Iterator[None]:
+    """One distillation of `dest` at a time across processes (the kernel drops the lock of a killed one)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest.parent / f".{dest.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def distill(cfg: EmbedConfig | None = None, force: bool = False) -> Path:
     """Distil the configured transformer into a static model (once; ~25-60 s on 2 cores); its folder."""
     cfg = cfg or EmbedConfig()
     dest = static_path(cfg)
-    if (dest / "model.safetensors").exists() and not force:
+    if is_complete(dest) and not force:
         return dest
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from model2vec.distill import distill as m2v_distill
+    with _distill_lock(dest):
+        if is_complete(dest) and not force:  # another process finished it while we waited
+            return dest
+        for stale in dest.parent.glob(f".{dest.name}.*.tmp"):  # left by a killed distillation
+            shutil.rmtree(stale, ignore_errors=True)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from model2vec.distill import distill as m2v_distill
 
-    print(
-        f"curate: distilling the static embedding model once into {dest} (~25-60 s on 2 cores)",
-        file=sys.stderr,
-        flush=True,
-    )
+        print(
+            f"curate: distilling the static embedding model once into {dest} (~25-60 s on 2 cores)",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    from quality.embed import model_source
+        from quality.embed import model_source
 
-    model = m2v_distill(model_name=model_source(cfg), pca_dims=cfg.static_dims)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
-    model.save_pretrained(str(tmp))
-    if dest.exists():
-        shutil.rmtree(dest)
-    try:
-        os.replace(tmp, dest)
-    except OSError:  # another process finished first: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+        model = m2v_distill(model_name=model_source(cfg), pca_dims=cfg.static_dims)
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
+        model.save_pretrained(str(tmp))
+        if not is_complete(tmp):
+            raise RuntimeError(f"{tmp}: model2vec saved no {', '.join(MODEL_FILES)}")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if dest.exists():  # force, or a partial folder from an older curate: move it out whole first
+            old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
+            os.rename(dest, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.rename(tmp, dest)
     return dest
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> StaticModel:
+def _load(path: str) -> tuple[StaticModel, threading.Lock]:
     from model2vec import StaticModel
 
-    return StaticModel.from_pretrained(path, normalize=True)
+    return StaticModel.from_pretrained(path, normalize=True), threading.Lock()
 
 
-def load_static(cfg: EmbedConfig | None = None) -> StaticModel:
-    """The static model of `cfg`, distilled on first use, loaded once per process."""
+def _model(cfg: EmbedConfig | None) -> tuple[StaticModel, threading.Lock]:
     cfg = cfg or EmbedConfig()
     with _LOCK:
         return _load(str(distill(cfg)))
 
 
+def load_static(cfg: EmbedConfig | None = None) -> StaticModel:
+    """The static model of `cfg`, distilled on first use, loaded once per process.
+
+    Its tokenizer is not thread-safe: encode through `encode_static`, which takes the model's lock.
+    """
+    return _model(cfg)[0]
+
+
 def encode_static(texts: list[str], cfg: EmbedConfig) -> np.ndarray:
     """n x d float32 L2-normalised static vectors (mean of token vectors; chunk mode reads 8192 tokens)."""
-    model = load_static(cfg)
+    model, lock = _model(cfg)
     max_len = cfg.max_length if cfg.max_length is not None else (8192 if cfg.long_text == "chunk" else 512)
     if not texts:
         return np.zeros((0, model.dim), np.float32)
-    v = model.encode(texts, max_length=max_len, batch_size=4096, use_multiprocessing=False)
+    with lock:  # encode sets the tokenizer's truncation: one thread at a time
+        v = model.encode(texts, max_length=max_len, batch_size=4096, use_multiprocessing=False)
     v = np.asarray(v, dtype=np.float32)
     n = np.linalg.norm(v, axis=1, keepdims=True)
     np.maximum(n, 1e-12, out=n)
