@@ -46,7 +46,7 @@ def global_task(stage: str, ws: Workspace, cfg: CurateConfig) -> bool:
 def label_push_task(ws: Workspace, cfg: CurateConfig) -> int:
     from labeling.push import push
 
-    return push(ws.root, cfg.labeling).imported
+    return push(ws.root, cfg.labeling, band=cfg.quality).imported
 
 
 @task(name="decide", cache_policy=NONE)

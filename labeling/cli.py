@@ -50,6 +50,25 @@ def load_labeling_config(config: Path | None) -> Any:
         _err(str(exc))
 
 
+def load_run_config(config: Path | None, workspace: Path) -> Any:
+    """The whole curate.toml (explicit path, else ./curate.toml, else the workspace's saved config, else
+    defaults)."""
+    from schemas.config import ConfigError, CurateConfig, load_config, parse_config
+
+    path = config if config is not None else (Path("curate.toml") if Path("curate.toml").exists() else None)
+    try:
+        if path is not None:
+            return load_config(path)
+        saved = workspace / "config.json"
+        if saved.exists():
+            import json
+
+            return parse_config(json.loads(saved.read_text(encoding="utf-8")), str(saved))
+    except ConfigError as exc:
+        _err(str(exc))
+    return CurateConfig()
+
+
 @labelstudio_app.command("up")
 def up(
     workspace: WorkspaceOpt = Path("workspace"),
@@ -120,9 +139,16 @@ def push_cmd(
     from labeling import push, server
     from labeling.client import LabelStudioError
 
-    cfg = load_labeling_config(config)
+    run_cfg = load_run_config(config, workspace)
     try:
-        result = push.push(workspace, cfg, queue, budget, server=None if to_file else "auto")
+        result = push.push(
+            workspace,
+            run_cfg.labeling,
+            queue,
+            budget,
+            server=None if to_file else "auto",
+            band=run_cfg.quality,
+        )
     except (LabelStudioError, server.ServerError, FileNotFoundError, ValueError) as exc:
         _err(str(exc))
     for q in result.queues:

@@ -23,6 +23,7 @@ from labeling import config_xml, queues, route
 from labeling.features import dense, image_matrix, text_matrix
 from pipeline.workspace import Workspace, write_parquet
 from schemas import columns as C
+from schemas.embed import QualityConfig
 from schemas.labeling import REVIEW_SUFFIX, TASKS_TABLE, LabelingConfig, QueueConfig
 
 GOLD_TABLE = "gold"
@@ -354,11 +355,15 @@ def push(
     queue: str | None = None,
     budget: int | None = None,
     server: Any = "auto",
+    band: QualityConfig | None = None,
 ) -> PushResult:
     """Route a round of records to their queues and import them (or write import files without a server).
 
     `server`: "auto" = the configured remote or the workspace's local server when one runs, else files;
     None = always files. Label issues flagged by the last retrain go to `<queue>-review` queues.
+    `band` (the `[quality]` section): records the classifier scored go to humans only when their quality
+    lies in [drop_below, keep_above) and their uncertainty is at least `label_uncertainty`; the rest keep
+    the classifier's verdict.
     """
     from labeling import server as srv
 
@@ -383,6 +388,12 @@ def push(
             keep = keep & (pl.col(C.DECISION) == C.LABEL)
         elif C.REASON in frame.columns:
             keep = keep & ~(pl.col(C.REASON).is_in(list(DUP_REASONS)).fill_null(False))
+    if band is not None and C.QUALITY in frame.columns:
+        q = pl.col(C.QUALITY)
+        unsure = (q >= band.drop_below) & (q < band.keep_above)
+        if C.UNCERTAINTY in frame.columns:
+            unsure = unsure & (pl.col(C.UNCERTAINTY) >= band.label_uncertainty)
+        keep = keep & (q.is_null() | unsure.fill_null(False))
     mask = frame.select(keep.alias("m"))["m"].to_numpy()
     cand = frame.filter(pl.Series(mask))
     cand_emb = emb[mask] if emb is not None else None
