@@ -7,7 +7,6 @@ The keeper kernel is checked on random graphs (hypothesis); the whole decision o
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
