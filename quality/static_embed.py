@@ -46,7 +46,7 @@ def static_root(cfg: EmbedConfig) -> Path:
 
 def static_key(cfg: EmbedConfig) -> str:
     """Cache key of the distilled model: the source model's name and the PCA size (not the install path)."""
-    from quality.embed import model_label
+    from quality.models import model_label
 
     label = model_label(cfg.model)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(label.split("@")[0]).name or label)[:48]
@@ -97,7 +97,7 @@ def distill(cfg: EmbedConfig | None = None, force: bool = False) -> Path:
             flush=True,
         )
 
-        from quality.embed import model_source
+        from quality.models import model_source
 
         model = m2v_distill(model_name=model_source(cfg), pca_dims=cfg.static_dims)
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"

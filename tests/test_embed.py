@@ -150,7 +150,7 @@ def _tiny_clip(dest: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from quality.embed import default_model_path
+    from quality.models import default_model_path
 
     tok = AutoTokenizer.from_pretrained(default_model_path())
     tok.model_max_length = 64
