@@ -170,7 +170,7 @@ def ingest(
     modality: Annotated[str | None, typer.Option(help="text, image or record (default: by format).")] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text (or an image's caption).")] = "text",
     id_field: Annotated[
-        str, typer.Option(help="Field holding a stable id (rows without it use file:row).")
+        str, typer.Option(help="Field holding a stable id (rows without it use path:row).")
     ] = "id",
     captions: Annotated[
         Path | None,
@@ -204,14 +204,17 @@ def ingest(
         ]
     except (IngestError, ValidationError) as exc:
         fail(str(exc).splitlines()[0] if isinstance(exc, IngestError) else str(exc))
-    total_r = total_q = 0
+    from dataclasses import asdict
+
+    from pipeline.ingest import count_lines
+
+    done = []
     for inp in _progress(inputs, "ingesting"):
         r = ingest_input(inp, cfg.ingest, ws)
-        total_r, total_q = total_r + r.records, total_q + r.quarantined
-        state = "skipped (unchanged)" if r.skipped else f"{len(r.parts)} part(s)"
-        console.print(
-            f"{inp.path}: {r.records} records, {r.quarantined} quarantined, {state}", highlight=False
-        )
+        done.append(asdict(r) | {"note": "skipped (unchanged)" if r.skipped else f"{len(r.parts)} part(s)"})
+    for line in count_lines(done):  # per file: read = ingested + quarantined
+        console.print(line, highlight=False, soft_wrap=True)
+    total_r, total_q = sum(r["records"] for r in done), sum(r["quarantined"] for r in done)
     console.print(f"[bold]{total_r}[/] records, [bold]{total_q}[/] quarantined in {ws.root}")
 
 
@@ -390,6 +393,11 @@ def _summary(manifest: dict, root: Path) -> None:
     if c.get("label"):
         t.add_row("to label", "", str(c["label"]))
     out.print(t)
+    from pipeline.ingest import count_lines, ingested_inputs
+    from pipeline.workspace import Workspace
+
+    for line in count_lines(ingested_inputs(Workspace(root))):  # per file: read = ingested + quarantined
+        out.print(line, highlight=False, soft_wrap=True)
     folder = root / "versions" / f"v{manifest['version']}" if "version" in manifest else root / "shards"
     out.print(
         f"shards: [bold]{folder}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "

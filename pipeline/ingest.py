@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,28 +12,29 @@ from pathlib import Path
 import pyarrow as pa
 import xxhash
 
-from pipeline.readers.builder import Batch, RecordBuilder
-from pipeline.readers.images import read_image_folder, read_webdataset
-from pipeline.readers.jsonl import read_jsonl
-from pipeline.readers.tabular import read_csv, read_parquet
+from pipeline.readers.builder import Batch, IngestError, RecordBuilder
+from pipeline.readers.registry import SUFFIX_FORMATS, default_modality, read_file
+from pipeline.readers.registry import detect_format as _detect
 from pipeline.workspace import QUARANTINE, Workspace, read_json, write_json, write_parquet
-from schemas import columns as C
 from schemas.config import IngestConfig, SourceConfig, config_hash
 from schemas.record import QUARANTINE_SCHEMA
 
-SUFFIX_FORMATS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".tar": "webdataset",
-}
+__all__ = [
+    "SUFFIX_FORMATS",
+    "IngestError",
+    "IngestResult",
+    "InputFile",
+    "default_modality",
+    "detect_format",
+    "expand_source",
+    "ingest_input",
+    "ingested_inputs",
+    "new_builder",
+    "read_input",
+    "read_source",
+]
 
-
-class IngestError(ValueError):
-    """An input that cannot be read at all (missing path, unknown format); names the path and the fix."""
+GLOB_CHARS = "*?["
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class InputFile:
     format: str
     modality: str
     cfg: SourceConfig
+    root: Path | None = None  # the source root: default ids are `<path relative to it>:<row>`
+
+    @property
+    def file_key(self) -> str:
+        """This input's path relative to its source root ('.' for an image folder read on its own)."""
+        root = self.root if self.root is not None else self.path.parent
+        return Path(os.path.relpath(os.path.abspath(self.path), os.path.abspath(root))).as_posix()
 
     @property
     def key(self) -> str:
@@ -57,32 +66,28 @@ def _safe(name: str) -> str:
 
 
 def detect_format(path: Path) -> str:
-    """Format from the file name (compression suffixes ignored), or IngestError saying how to set it."""
-    if path.is_dir():
-        return "images"
-    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".zst", ".bz2")]
-    for s in reversed(suffixes):
-        if s in SUFFIX_FORMATS:
-            return SUFFIX_FORMATS[s]
-    raise IngestError(
-        f"{path}: cannot tell the format from the name; pass --format "
-        f"({', '.join(sorted(set(SUFFIX_FORMATS.values()) | {'images'}))})"
-    )
+    """Format from the file name (compression suffixes looked through), or IngestError saying the fix."""
+    return _detect(path)
 
 
-def default_modality(fmt: str) -> str:
-    """Modality a format holds unless the config says otherwise."""
-    if fmt in ("images", "webdataset"):
-        return C.IMAGE_MODALITY
-    if fmt in ("csv", "tsv"):
-        return C.RECORD_MODALITY
-    return C.TEXT_MODALITY
+def source_root(pattern: str) -> Path:
+    """The folder default ids are relative to: for a glob, its longest leading folder without glob
+    characters; for a file, its parent; for a folder, the folder itself."""
+    p = Path(pattern)
+    if any(ch in pattern for ch in GLOB_CHARS):
+        lead = []
+        for part in p.parts:
+            if any(ch in part for ch in GLOB_CHARS):
+                break
+            lead.append(part)
+        return Path(*lead) if lead else Path(".")
+    return p if p.is_dir() else p.parent
 
 
 def expand_source(src: SourceConfig) -> list[InputFile]:
     """The input files a source names (a file, a folder of images, or a glob), sorted."""
     p = Path(src.path)
-    if any(ch in src.path for ch in "*?["):
+    if any(ch in src.path for ch in GLOB_CHARS):
         paths = sorted(Path(x) for x in glob.glob(src.path, recursive=True))
         if not paths:
             raise IngestError(f"{src.path}: the pattern matches no file")
@@ -90,13 +95,20 @@ def expand_source(src: SourceConfig) -> list[InputFile]:
         paths = [p]
     else:
         raise IngestError(f"{src.path}: no such file or folder")
+    if src.delimiter is not None and len(src.delimiter) != 1:
+        raise IngestError(f"{src.path}: delimiter must be one character, not {src.delimiter!r}")
+    if src.captions and not Path(src.captions).is_file():
+        raise IngestError(
+            f"{src.captions}: no such captions file (set captions to a CSV/JSONL/COCO JSON file)"
+        )
+    root = source_root(src.path)
     out = []
     for path in paths:
-        fmt = src.format or detect_format(path)
-        if path.is_dir() and fmt != "images":
-            raise IngestError(f"{path}: is a folder; only format 'images' reads folders")
+        if not path.exists():
+            raise IngestError(f"{path}: a link to a missing file; fix or remove it")
+        fmt = _detect(path, src.format)
         name = src.name or _stem(path)
-        out.append(InputFile(path, name, fmt, src.modality or default_modality(fmt), src))
+        out.append(InputFile(path, name, fmt, src.modality or default_modality(fmt), src, root))
     return out
 
 
@@ -104,21 +116,17 @@ def _stem(path: Path) -> str:
     return path.name.split(".", 1)[0] or path.name
 
 
-def read_input(inp: InputFile, cfg: IngestConfig) -> Iterator[Batch]:
-    """Read one input into (records, quarantine) batches of at most cfg.shard_rows records."""
-    b = RecordBuilder(inp.source, str(inp.path), inp.modality, cfg.shard_rows, cfg.excerpt_chars)
-    if inp.format == "jsonl":
-        yield from read_jsonl(inp.path, inp.cfg, b)
-    elif inp.format in ("csv", "tsv"):
-        yield from read_csv(inp.path, inp.cfg, b, tsv=inp.format == "tsv")
-    elif inp.format == "parquet":
-        yield from read_parquet(inp.path, inp.cfg, b)
-    elif inp.format == "images":
-        yield from read_image_folder(inp.path, inp.cfg, b)
-    elif inp.format == "webdataset":
-        yield from read_webdataset(inp.path, inp.cfg, b)
-    else:  # pragma: no cover - the config model restricts formats
-        raise IngestError(f"{inp.path}: unknown format {inp.format!r}")
+def read_input(inp: InputFile, cfg: IngestConfig, builder: RecordBuilder | None = None) -> Iterator[Batch]:
+    """Read one input into (records, quarantine) batches of at most cfg.shard_rows records; never raises
+    for a bad file. Pass `builder` (from `new_builder`) to see its counts afterwards."""
+    return read_file(inp.path, inp.format, inp.cfg, new_builder(inp, cfg) if builder is None else builder)
+
+
+def new_builder(inp: InputFile, cfg: IngestConfig) -> RecordBuilder:
+    """The RecordBuilder that collects the rows of `inp` (default ids relative to its source root)."""
+    return RecordBuilder(
+        inp.source, str(inp.path), inp.modality, cfg.shard_rows, cfg.excerpt_chars, file_key=inp.file_key
+    )
 
 
 def read_source(
@@ -134,13 +142,14 @@ def read_source(
 
 @dataclass
 class IngestResult:
-    """What ingesting one input produced."""
+    """What ingesting one input produced: `rows_read` = `records` + `quarantined` (see RecordBuilder)."""
 
     input: str
     parts: list[str]
     records: int
     quarantined: int
     skipped: bool
+    rows_read: int = 0
 
 
 def _fingerprint(inp: InputFile, cfg: IngestConfig) -> dict:
@@ -149,26 +158,41 @@ def _fingerprint(inp: InputFile, cfg: IngestConfig) -> dict:
     if inp.path.is_dir():
         files = [f.stat() for f in inp.path.rglob("*") if f.is_file()]
         size, mtime = sum(f.st_size for f in files), max((f.st_mtime_ns for f in files), default=0)
-    return {
+    fp = {
         "path": str(inp.path.resolve()),
         "size": size,
         "mtime_ns": mtime,
         "config": config_hash({"source": inp.cfg.model_dump(mode="json"), "ingest": cfg.model_dump()}),
     }
+    if inp.cfg.captions:  # an edited captions file changes the records of an unchanged image folder
+        cap = Path(inp.cfg.captions).stat()
+        fp["captions"] = [cap.st_size, cap.st_mtime_ns]
+    return fp
 
 
 def ingest_input(inp: InputFile, cfg: IngestConfig, ws: Workspace) -> IngestResult:
-    """Ingest one input into workspace parts; skipped when a marker says the same file was done already."""
+    """Ingest one input into workspace parts; skipped when a marker says the same file was done already.
+
+    A bad file never raises: its rows, or the file as a whole, go to quarantine (see `read_file`).
+    """
     marker = ws.done_dir / f"{inp.key}.json"
     fp = _fingerprint(inp, cfg)
     if marker.exists():
         done = read_json(marker)
-        if done.get("fingerprint") == fp and all(ws.part_path("ingest", p).exists() for p in done["parts"]):
-            return IngestResult(str(inp.path), done["parts"], done["records"], done["quarantined"], True)
+        if (
+            done.get("fingerprint") == fp
+            and not done.get("reread")
+            and all(ws.part_path("ingest", p).exists() for p in done["parts"])
+        ):
+            read = done.get("rows_read", done["records"] + done["quarantined"])
+            return IngestResult(
+                str(inp.path), done["parts"], done["records"], done["quarantined"], True, read
+            )
         for old in done.get("parts", []):  # the input changed: its old parts are stale
             ws.part_path("ingest", old).unlink(missing_ok=True)
     parts, n_rec, quarantine = [], 0, []
-    for i, (records, bad) in enumerate(read_input(inp, cfg)):
+    builder = new_builder(inp, cfg)
+    for i, (records, bad) in enumerate(read_input(inp, cfg, builder)):
         if bad.num_rows:
             quarantine.append(bad)
         if records.num_rows:
@@ -189,13 +213,15 @@ def ingest_input(inp: InputFile, cfg: IngestConfig, ws: Workspace) -> IngestResu
             "format": inp.format,
             "modality": inp.modality,
             "parts": parts,
+            "rows_read": builder.rows_read,
             "records": n_rec,
             "quarantined": q.num_rows,
+            "reread": builder.reread,
             "fingerprint": fp,
         },
         marker,
     )
-    return IngestResult(str(inp.path), parts, n_rec, q.num_rows, False)
+    return IngestResult(str(inp.path), parts, n_rec, q.num_rows, False, builder.rows_read)
 
 
 def ingested_inputs(ws: Workspace) -> list[dict]:
@@ -203,3 +229,34 @@ def ingested_inputs(ws: Workspace) -> list[dict]:
     if not ws.done_dir.exists():
         return []
     return [read_json(p) for p in sorted(ws.done_dir.glob("*.json"))]
+
+
+def count_lines(rows: list[dict], limit: int = 20) -> list[str]:
+    """Per-file reconciliation lines, `<file>: read N, ingested R, quarantined Q`, then a total line.
+
+    `rows` are done markers (or dicts with input, rows_read, records, quarantined, optional note). Every
+    file is listed when there are at most `limit`; otherwise only files with quarantined rows (at most
+    `limit`, then how many more). A file whose counts do not reconcile is always listed, flagged.
+    """
+    lines, hidden = [], 0
+    wanted = [r for r in rows if len(rows) <= limit or r["quarantined"] or not _reconciles(r)]
+    for r in wanted:
+        if len(lines) >= limit and _reconciles(r):
+            hidden += 1
+            continue
+        read = r.get("rows_read", r["records"] + r["quarantined"])
+        flag = "" if _reconciles(r) else "  (does not reconcile: please report)"
+        note = f", {r['note']}" if r.get("note") else ""
+        lines.append(
+            f"{r['input']}: read {read}, ingested {r['records']}, quarantined {r['quarantined']}{note}{flag}"
+        )
+    if hidden:
+        lines.append(f"... and {hidden} more file(s) with quarantined rows")
+    read = sum(r.get("rows_read", r["records"] + r["quarantined"]) for r in rows)
+    rec, q = sum(r["records"] for r in rows), sum(r["quarantined"] for r in rows)
+    lines.append(f"{len(rows)} file(s): read {read} rows, ingested {rec}, quarantined {q}")
+    return lines
+
+
+def _reconciles(r: dict) -> bool:
+    return r.get("rows_read", r["records"] + r["quarantined"]) == r["records"] + r["quarantined"]
