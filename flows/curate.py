@@ -9,7 +9,7 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.futures import wait
 
-from flows.runners import quiet_known_errors, task_runner
+from flows.runners import quiet_embedded_server, quiet_known_errors, task_runner
 from pipeline import stages
 from pipeline.decide import decide
 from pipeline.ingest import IngestResult, InputFile, expand_source, ingest_input
@@ -87,5 +87,5 @@ def curate_flow(cfg: CurateConfig) -> dict:
 
 def run_curate(cfg: CurateConfig) -> dict:
     """Run the flow with the task runner the config asks for, holding the workspace lock."""
-    with workspace_lock(cfg.workspace, "curate run"), quiet_known_errors():
+    with workspace_lock(cfg.workspace, "curate run"), quiet_embedded_server(), quiet_known_errors():
         return curate_flow.with_options(task_runner=task_runner(cfg.flow))(cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -60,3 +61,32 @@ def quiet_known_errors() -> Iterator[None]:
     finally:
         for h in handlers:
             h.removeFilter(f)
+
+
+# The embedded API's server logs at ERROR, with tracebacks, when it is stopped at the end of a run while
+# task-run events are still being written ("Error flushing N events", "Exception during reset" of a
+# cancelled database call): bookkeeping of a run that already succeeded. A failing API call still fails
+# the flow itself, in this process, where the logs stay as they are.
+_QUIET_SERVER = {"PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL", "PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL"}
+
+
+@contextmanager
+def quiet_embedded_server() -> Iterator[None]:
+    """While the block runs, an embedded API server that Prefect starts logs only CRITICAL.
+
+    Prefect starts that server as a subprocess on first use and hands it this process's environment;
+    this process's own logging was configured when prefect was imported, so it keeps its levels.
+    A user's own values of these variables win, and nothing changes when PREFECT_API_URL names a server.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    added = {k: v for k, v in _QUIET_SERVER.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)

@@ -3,18 +3,29 @@
 Local server state lives in `<ws>/labelstudio/`: the server's data dir (`data/`), its log (`server.log`) and
 `server.json` (pid, port, url, admin user, token; mode 0600). The token is never printed except by
 `curate labelstudio status --json`, which exists to hand it over.
+
+The first start sets the database up with `label-studio init` (~400 migrations, 30-90 s here) and waits for
+it however long it takes: a migration killed half-way leaves tables that every later migrate trips over
+(`table "fsm_annotationstate" already exists`). Only a finished set-up gets `data/.curate-initialised`.
+A data dir with a database but no marker and no user was a set-up that died: it is moved aside whole
+(`data.broken-<time>`) and set up again; one that holds users is reported with the command that fixes it.
+The set-up runs in its own session (a Ctrl-C in the terminal does not reach it) under a file lock that the
+child inherits, so a second `up` waits for a set-up still running instead of starting another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +38,9 @@ STATE_DIR = "labelstudio"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 HOST = "127.0.0.1"
+INIT_MARKER = ".curate-initialised"
+DB_FILE = "label_studio.sqlite3"
+SETUP_LOCK = ".setup.lock"
 
 
 class ServerError(RuntimeError):
@@ -157,6 +171,7 @@ def start(workspace: str | Path, cfg: LabelingConfig | None = None, port: int | 
         binary, "start", "--data-dir", str(data_dir), "--internal-host", HOST, "--port", str(port),
         "--host", url, "--no-browser", "--enable-legacy-api-token",
     ]  # fmt: skip
+    initialise(binary, data_dir, env, d)
     log = open(d / LOG_FILE, "ab")  # noqa: SIM115 (the child keeps it)
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
@@ -179,6 +194,86 @@ def start(workspace: str | Path, cfg: LabelingConfig | None = None, port: int | 
         f"label-studio did not answer {url}/health within {cfg.start_timeout_s:.0f} s; see {d / LOG_FILE} "
         "(raise [labeling] start_timeout_s on a busy machine)"
     )
+
+
+def database_state(data_dir: Path) -> tuple[int, int] | None:
+    """(migrations applied, users) of the data dir's database; None when there is no database yet."""
+    db = data_dir / DB_FILE
+    if not db.exists():
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        count = lambda t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] if t in tables else 0  # noqa: E731
+        return count("django_migrations"), count("htx_user")
+    except sqlite3.DatabaseError:  # unreadable: what a set-up killed while creating the file leaves
+        return 0, 0
+    finally:
+        con.close()
+
+
+def initialise(binary: str, data_dir: Path, env: dict[str, str], state: Path) -> None:
+    """Set the data dir's database up once (`label-studio init`), waiting for it without a time limit.
+
+    A dir that a killed set-up left half-done (a database, no marker, no user) is moved aside and set up
+    again; ServerError with the fix when a set-up fails on a dir that holds users.
+    """
+    marker = data_dir / INIT_MARKER
+    if marker.exists():
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state / SETUP_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a set-up still running (from an interrupted `up`) finishes first
+        if marker.exists():
+            return
+        found = database_state(data_dir)
+        if found is not None and found[1] == 0:
+            aside = data_dir.with_name(f"{data_dir.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.rename(data_dir, aside)
+            data_dir.mkdir()
+            _say(
+                f"{data_dir} held a half-done database set-up ({found[0]} migrations, no user: a first "
+                f"start was interrupted); moved it to {aside} and setting up afresh"
+            )
+        _say(f"setting up Label Studio's database in {data_dir} (first start only, 30-90 s; let it finish)")
+        with open(state / LOG_FILE, "ab") as log:
+            proc = subprocess.Popen(
+                [binary, "init", "-q", "--data-dir", str(data_dir), "--enable-legacy-api-token"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # a Ctrl-C in the terminal must not kill a migration half-way
+                pass_fds=(fd,),  # the set-up holds the lock until it ends, even if we are interrupted
+            )
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            raise ServerError(
+                f"interrupted; the database set-up goes on in the background (pid {proc.pid}); run "
+                "`curate labelstudio up` again to wait for it"
+            ) from None
+        if code != 0:
+            users = (database_state(data_dir) or (0, 0))[1]
+            fix = (
+                f"it holds {users} user(s), so it was left as is: to start afresh, `mv {data_dir} "
+                f"{data_dir}.old` and run `curate labelstudio up` again"
+                if users
+                else "run `curate labelstudio up` again to set it up afresh"
+            )
+            raise ServerError(
+                f"label-studio init failed (exit code {code}) on {data_dir}; see {state / LOG_FILE}; {fix}"
+            )
+        marker.write_text(
+            json.dumps({"set_up": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n", encoding="utf-8"
+        )
+    finally:
+        os.close(fd)  # not LOCK_UN: a set-up left running in the background keeps the lock until it ends
+
+
+def _say(message: str) -> None:
+    print(f"curate: {message}", file=sys.stderr, flush=True)
 
 
 def stop(workspace: str | Path, timeout: float = 20.0) -> bool:

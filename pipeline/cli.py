@@ -65,11 +65,14 @@ def fail(message: str) -> None:
 @contextmanager
 def writing(root: Path, command: str, wait: float | None = None) -> Iterator[None]:
     """Hold the workspace lock for a command that writes; its refusals and disk errors become one line."""
-    from pipeline.lock import workspace_lock
+    from pipeline.lock import default_wait, workspace_lock
     from pipeline.workspace import WorkspaceError, is_environment_error
 
+    def waiting(who: str) -> None:
+        console.print(f"[dim]{who}; waiting up to {wait if wait is not None else default_wait():g} s...[/]")
+
     try:
-        with workspace_lock(root, command, wait):
+        with workspace_lock(root, command, wait, on_wait=waiting):
             yield
     except WorkspaceError as exc:
         fail(str(exc))

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,20 +60,26 @@ def holder(ws: Workspace) -> dict:
 
 def busy_message(ws: Workspace, info: dict) -> str:
     """The one-line refusal: who holds the workspace and since when."""
+    return f"{_who(ws, info)}; wait for it to finish, or pass --wait SECONDS (or set ${WAIT_ENV})"
+
+
+def _who(ws: Workspace, info: dict) -> str:
     who = f"pid {info['pid']}" if info.get("pid") else "another process"
     since = f" since {info['since']}" if info.get("since") else ""
     cmd = f" ({info['command']})" if info.get("command") else ""
-    return (
-        f"workspace {ws.root} is in use by {who}{since}{cmd}; wait for it to finish, or pass --wait SECONDS "
-        f"(or set ${WAIT_ENV})"
-    )
+    return f"workspace {ws.root} is in use by {who}{since}{cmd}"
 
 
 @contextmanager
 def workspace_lock(
-    root: str | Path | Workspace, command: str = "", wait: float | None = None
+    root: str | Path | Workspace,
+    command: str = "",
+    wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[Path]:
     """Hold the workspace's lock for the block, waiting up to `wait` seconds (default: default_wait()).
+
+    `on_wait` is called once, with who holds the workspace, when the lock is busy and we wait for it.
 
     On entry (first level only) the workspace's `.staging` is emptied: whatever is there belongs to a
     writer that died. Raises WorkspaceBusy with the holder's pid and start time when the wait runs out,
@@ -95,9 +101,12 @@ def workspace_lock(
                 _claim(ws, fd, command)
                 _HELD[key] = _Held(fd, me, 1)
                 break
+        info = holder(ws) if held is None else {"pid": os.getpid(), "command": "another thread"}
         if time.monotonic() >= deadline:
-            info = holder(ws) if held is None else {"pid": os.getpid(), "command": "another thread"}
             raise WorkspaceBusy(busy_message(ws, info))
+        if on_wait is not None:
+            on_wait(_who(ws, info))
+            on_wait = None
         time.sleep(POLL_S)
     try:
         yield ws.lock_path
