@@ -52,21 +52,66 @@ class EmbedConfig(_Strict):
     )
 
 
-class SemanticConfig(_Strict):
-    """SemDeDup-style semantic dedup: k-means, then cosine >= 1 - eps inside each cluster."""
+STATIC_EPS = 0.02  # largest eps with no false link on web pages for static (model2vec) vectors
+TRANSFORMER_EPS = 0.15  # the same for the transformer (benchmarks/semantic_web.py, README)
 
-    eps: float = Field(0.10, ge=0, lt=1, description="pairs with cosine >= 1 - eps are semantic duplicates")
-    k: int | None = Field(None, gt=0, description="k-means clusters; none = ceil(sqrt(n))")
+
+class SemanticConfig(_Strict):
+    """SemDeDup-style semantic dedup: same-language pairs of mean-centred vectors with cosine >= 1 - eps,
+    compared inside k-means clusters (see benchmarks/semantic_web.py for how the defaults were chosen)."""
+
+    eps: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="pairs whose centred vectors have cosine >= 1 - eps are semantic duplicates; none = by "
+        f"embedder: {TRANSFORMER_EPS} for transformer vectors, {STATIC_EPS} for static / cascade vectors",
+    )
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="languages (lang stage codes) the embedder covers: only these are compared; records of "
+        "other or unknown language are skipped and counted (the default all-MiniLM-L6-v2 is English-only)",
+    )
+    min_lang_score: float = Field(
+        0.5, ge=0, le=1, description="a lang_score below this counts as unknown language (not compared)"
+    )
+    center: bool = Field(
+        True,
+        description="subtract each language's mean vector before the cosine (without it unrelated long "
+        "pages of one language have cosine ~0.9 on mean-pooled embeddings)",
+    )
+    k: int | None = Field(
+        None,
+        gt=0,
+        description="k-means clusters per language; none = ceil(sqrt(n)), or every pair compared when a "
+        "language has at most max_cluster_size records",
+    )
     max_cluster_size: int = Field(
         5000, gt=1, description="clusters larger than this are split again by k-means (bounds the pair work)"
     )
+    max_component_size: int = Field(
+        100,
+        gt=1,
+        description="linked groups larger than this have their threshold raised until they fall apart "
+        "(a chain of loose links merges unrelated pages)",
+    )
     keep: Literal["first", "central"] = Field(
         "first",
-        description="kept record of a group: first = smallest id (as exact/near dedup), central = "
-        "closest to its k-means centroid",
+        description="legacy semantic_clusters only: kept record of a group (first = smallest id, central = "
+        "closest to its k-means centroid)",
     )
     seed: int = Field(0, description="k-means random state")
     block_rows: int = Field(2048, gt=0, description="rows per similarity block (bounds memory)")
+
+    def for_embedder(self, embedder: str) -> SemanticConfig:
+        """This config with `eps` set for vectors of `embedder` (static, cascade, transformer) when unset."""
+        if self.eps is not None:
+            return self
+        return self.model_copy(update={"eps": TRANSFORMER_EPS if embedder == "transformer" else STATIC_EPS})
+
+    def threshold(self) -> float:
+        """The cosine a pair needs: 1 - eps (the static eps when unset: the conservative one)."""
+        return 1.0 - (STATIC_EPS if self.eps is None else self.eps)
 
 
 class QualityConfig(_Strict):
