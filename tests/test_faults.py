@@ -440,3 +440,61 @@ def test_full_disk_gives_one_line_and_damages_nothing(
     assert m2["version"] == 2
     assert_version_whole(ws, m2)
     assert_version_whole(ws, m1)
+
+
+# ---- Label Studio's first set-up -------------------------------------------------------------------------
+
+
+def test_labelstudio_up_repairs_a_half_set_up_data_dir_and_waits_for_the_set_up(tmp_path: Path) -> None:
+    """A real Label Studio: its first start killed half-way through the migrations (what `up` did when its
+    240 s timeout hit during the first database set-up), then `curate labelstudio up` with a start timeout
+    shorter than the set-up takes: the half-done data dir is moved aside and set up afresh, to the end."""
+    from labeling import server
+    from schemas.labeling import LabelingConfig
+
+    try:
+        binary = server.find_binary(LabelingConfig())
+    except server.ServerError as exc:
+        pytest.skip(str(exc))
+    ws = tmp_path / "ws"
+    data = server.state_dir(ws) / "data"
+    data.mkdir(parents=True)
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "COLLECT_ANALYTICS": "false"}
+    port = str(server.free_port())
+    cmd = [binary, "start", "--data-dir", str(data), "--internal-host", "127.0.0.1", "--port", port]
+    first = subprocess.Popen(
+        [*cmd, "--no-browser"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (server.database_state(data) or (0, 0))[0] < 30:
+        time.sleep(0.2)
+    os.killpg(first.pid, 9)
+    first.wait()
+    migrations, users = server.database_state(data) or (0, 0)
+    assert migrations >= 30 and users == 0  # half-migrated, no admin yet
+
+    cfg = tmp_path / "curate.toml"
+    cfg.write_text("[labeling]\nstart_timeout_s = 25\n", encoding="utf-8")
+    t0 = time.monotonic()
+    up = subprocess.run(
+        [CURATE, "labelstudio", "up", "-w", str(ws), "-c", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    took = time.monotonic() - t0
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert "half-done database set-up" in up.stderr and "Label Studio is up" in up.stdout
+        assert len(list(data.parent.glob("data.broken-*"))) == 1
+        assert (data / server.INIT_MARKER).exists()
+        assert server.status(ws)["running"]
+        (migrations_after, users_after) = server.database_state(data) or (0, 0)
+        assert migrations_after > migrations and users_after == 1
+        print(f"labelstudio up after a half set-up took {took:.0f} s (start timeout 25 s)")
+    finally:
+        server.stop(ws)
