@@ -112,15 +112,29 @@ class Workspace:
         return self.root / LOCK_FILE
 
     def reset_staging(self) -> None:
-        """Empty `<ws>/.staging` (leftovers of a killed run) and the legacy `.tmp-*` files beside outputs.
+        """Empty `<ws>/.staging` and delete the dot-named temp files that killed writers left beside outputs
+        (`.tmp-*`, `.*.tmp`, up to two folders deep; the Label Studio server's own folder is not ours).
 
         Only call this while holding the workspace lock: a running writer's temp files live there.
         """
         if self.staging_dir.exists():
             shutil.rmtree(self.staging_dir)
-        for d in [self.root, *(p for p in self.root.iterdir() if p.is_dir() and p.name[:1] != ".")]:
-            for f in d.glob(".tmp-*"):
-                if f.is_file():
+        folders, level = [self.root], [self.root]
+        for _ in range(2):
+            level = [
+                d
+                for f in level
+                for d in f.iterdir()
+                if d.is_dir() and d.name[:1] != "." and d.name != "labelstudio"
+            ]
+            folders += level
+        for d in folders:
+            for f in d.iterdir():
+                if (
+                    f.name[:1] == "."
+                    and (f.name.startswith(".tmp-") or f.name.endswith(".tmp"))
+                    and f.is_file()
+                ):
                     f.unlink()
         self.staging_dir.mkdir(parents=True, exist_ok=True)
 
@@ -204,8 +218,11 @@ def atomic_path(final: Path) -> Iterator[Path]:
     except OSError as exc:
         raise WorkspaceWriteError(final.parent, exc) from exc
     where = staging_for(final)
-    prefix = f".tmp-{uuid.uuid4().hex[:8]}-" if where == final.parent else f"{uuid.uuid4().hex[:8]}-"
-    tmp = where / f"{prefix}{final.parent.name}-{final.name}"
+    tag = uuid.uuid4().hex[:8]
+    # beside `final` (no workspace around it), a dot-name ending in .tmp: no `*.parquet` glob matches it
+    tmp = where / (
+        f".{final.name}.{tag}.tmp" if where == final.parent else f"{tag}-{final.parent.name}-{final.name}"
+    )
     try:
         yield tmp
         os.replace(tmp, final)

@@ -351,6 +351,20 @@ def test_static_model_is_thread_safe(cc_dir: Path) -> None:
         np.testing.assert_allclose(v, alone[i % 16], rtol=1e-6, atol=1e-6)
 
 
+def test_a_partial_static_model_folder_is_never_taken_for_a_model(tmp_path: Path) -> None:
+    """What a distillation killed while saving would leave if it wrote in place (a copy of the real model
+    without its tokenizer): not a model, so it would be distilled again rather than loaded half."""
+    from quality.static_embed import distill, is_complete
+    from schemas.embed import EmbedConfig
+
+    real = distill(EmbedConfig())
+    assert is_complete(real)
+    partial = tmp_path / real.name
+    shutil.copytree(real, partial)
+    (partial / "tokenizer.json").unlink()
+    assert not is_complete(partial)
+
+
 # ---- a full disk and a read-only workspace ---------------------------------------------------------------
 
 
