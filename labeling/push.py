@@ -21,7 +21,7 @@ import polars as pl
 
 from labeling import config_xml, queues, route
 from labeling.features import dense, image_matrix, text_matrix
-from pipeline.workspace import Workspace, write_parquet
+from pipeline.workspace import Workspace, committed, write_parquet
 from schemas import columns as C
 from schemas.embed import QualityConfig
 from schemas.labeling import REVIEW_SUFFIX, TASKS_TABLE, LabelingConfig, QueueConfig
@@ -94,11 +94,13 @@ def read_tasks(ws: Workspace) -> pl.DataFrame:
 
 def _stage_tables(ws: Workspace) -> list[list[Path]]:
     out = []
-    for d in sorted(p for p in ws.root.iterdir() if p.is_dir() and p.name not in SKIP_STAGES):
-        files = sorted(d.glob("*.parquet"))
+    for d in sorted(
+        p for p in ws.root.iterdir() if p.is_dir() and p.name not in SKIP_STAGES and p.name[:1] != "."
+    ):
+        files = committed(d, ".parquet")  # never a temp file of a write in progress or killed
         if files:
             out.append(files)
-    for f in sorted(ws.root.glob("*.parquet")):
+    for f in committed(ws.root, ".parquet"):
         if f.stem not in OWN_TABLES and f.stem != GOLD_TABLE:
             out.append([f])
     return out
