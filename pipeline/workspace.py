@@ -162,6 +162,9 @@ class WorkspaceWriteError(OSError):
     def __str__(self) -> str:
         return f"cannot write {self.path}: {self.strerror}"
 
+    def __repr__(self) -> str:  # what Prefect's task-failure lines show: keep the path in it
+        return f"{type(self).__name__}({str(self)!r})"
+
     def __reduce__(self):  # type: ignore[no-untyped-def]  # pickles across Dask workers and Prefect results
         return (_rebuild_write_error, (str(self.path), self.errno, self.strerror))
 

@@ -10,7 +10,7 @@ PREFECT_HOME) so a run costs seconds, not the embedded server's start-up.
 Kill moments (seed SEED): an ingest part mid-write and a publish mid-write are caught by polling the
 workspace's `.staging`: the run is frozen with SIGSTOP, the test checks the temp file is still there (so the
 write is in progress), then sends SIGKILL. The other moments are seeded fractions of an uninterrupted run's
-wall time, and two kills hit a re-publish (after a settings change) right after its first new shard.
+wall time (5), and two kills hit a re-publish (after a settings change) right after its first new shard.
 """
 
 from __future__ import annotations
@@ -241,9 +241,9 @@ def test_sigkill_then_rerun_gives_the_same_shards(
     env = prefect_api
     ref = tmp_path / "ref"
     took = run(configs(ref, 40), env)
-    run(configs(ref, 40), env)  # warm: a second run skips everything
     ref_shards = shard_bytes(ref)
-    ref2 = tmp_path / "ref2"  # uninterrupted run with the re-publish settings
+    ref2 = tmp_path / "ref2"  # an uninterrupted re-publish with other settings
+    subprocess.run(["cp", "-a", str(ref), str(ref2)], check=True)
     run(configs(ref2, 25), env)
     ref2_shards = shard_bytes(ref2)
     assert len(ref_shards) >= 3 and len(ref2_shards) > len(ref_shards)
@@ -251,7 +251,7 @@ def test_sigkill_then_rerun_gives_the_same_shards(
     rng = random.Random(SEED)
     fresh = [Kill("ingest part mid-write", ready=staged("*-ingest-*.parquet"))]
     fresh += [
-        Kill(f"{f:.0%} of a run", at=f * took) for f in sorted(rng.uniform(0.05, 0.95) for _ in range(6))
+        Kill(f"{f:.0%} of a run", at=f * took) for f in sorted(rng.uniform(0.05, 0.95) for _ in range(5))
     ]
     fresh += [
         Kill("publish mid-write", ready=staged("publish-*/*.arrow"), after=rng.uniform(0, 0.02))
@@ -281,7 +281,7 @@ def test_sigkill_then_rerun_gives_the_same_shards(
         assert shard_bytes(ws) == want, kill.name
         assert list((ws / STAGING).iterdir()) == []
         print(f"{kill.name}: {kill.report or 'finished before the kill'}")
-    assert killed >= 10
+    assert killed == 10
     assert fresh[0].report.get("in_progress", "").endswith(".parquet")  # caught mid-write
     assert any(k.report.get("in_progress") for k in fresh[-2:])
     assert all(k.report.get("in_progress") for k in republish)
