@@ -91,6 +91,36 @@ _label(False, "Wikipedia stubs of different villages", "main/0387 main/0389")
 _label(False, "Wikipedia stubs of different French communes", "main/0397 main/0401", "main/0397 main/0402")
 _label(False, "Wikipedia stubs of different French communes", "main/0401 main/0402")
 _label(False, "one blog's header over two different posts", "main/0543 main/0544")
+_label(
+    True,
+    "library 'Context of ...' stub, only the subject name differs",
+    "main/0079 main/0095",
+    "main/0095 main/0101",
+)
+_label(False, "two different books' library records", "main/0080 main/0084")
+_label(False, "one podcast blog's posts of two different weeks", "main/0231 main/0232")
+_label(False, "different StackExchange pages or profiles", "main/0253 main/0545", "main/0325 main/0443")
+_label(False, "different StackExchange pages or profiles", "main/0325 main/0512", "main/0312 main/0411")
+_label(False, "an Italian repair guide and a Wikipedia user page", "main/0396 main/0528")
+_label(
+    False,
+    "two different blog posts",
+    *(
+        f"{a} {b}"
+        for a, others in (
+            ("head0174/0004", "main/0359 main/0448 main/0449 main/0457"),
+            ("main/0057", "main/0113 main/0155"),
+            ("main/0155", "main/0456"),
+            ("main/0271", "main/0448 main/0449"),
+            ("main/0359", "main/0448 main/0449 main/0605"),
+            ("main/0448", "main/0526 main/0573 main/0605"),
+            ("main/0449", "main/0526 main/0573 main/0605"),
+            ("main/0456", "main/0560"),
+            ("main/0548", "main/0605"),
+        )
+        for b in others.split()
+    ),
+)
 # the seeded sample of 20 pairs of the old rule (static, raw cosine, eps 0.10): all unrelated pages
 _label(
     False,
@@ -364,9 +394,9 @@ def common_crawl(tiers: list[str], grid: list[float], cache: Path, show: bool) -
                     en_pair = bool(is_en[pos[a]] and is_en[pos[b]])
                     lab = LABELS.get((a, b))
                     tally[en_pair][0 if lab and lab[0] else 1 if lab else 2] += 1
-                    if mode != "raw" or tier == "transformer":
+                    if mode != "raw" or (tier == "transformer" and en_pair):
                         seen.setdefault((a, b), []).append(f"{tier}/{mode}/{eps}:{s:.3f}")
-                if mode == "raw" and tier != "transformer" and eps == 0.10 and edges.num_rows:
+                if mode == "raw" and tier == "static" and eps == 0.10 and edges.num_rows:
                     # the old default: too many pairs to read all, so a seeded sample of 20
                     rng = np.random.default_rng(0)
                     for r in sorted(rng.choice(edges.num_rows, min(20, edges.num_rows), replace=False)):
