@@ -224,11 +224,12 @@ def semantic_edges(table: pa.Table, cfg: SemanticConfig) -> tuple[pa.Table, dict
     threshold = np.float32(cfg.threshold())
     code, names, covered, valid = _languages(table, cfg)
     ids = table[C.ID].combine_chunks() if isinstance(table[C.ID], pa.ChunkedArray) else table[C.ID]
-    langs: dict[str, dict[str, int]] = {}
-    for li, name in enumerate(names):
-        rows = code == li
-        compared = int((rows & covered & valid).sum())
-        langs[name] = {"compared": compared, "skipped": int(rows.sum()) - compared, "pairs": 0}
+    total = np.bincount(code, minlength=len(names))
+    compared = np.bincount(code[covered & valid], minlength=len(names))
+    langs = {
+        name: {"compared": int(compared[li]), "skipped": int(total[li] - compared[li]), "pairs": 0}
+        for li, name in enumerate(names)
+    }
     stats: dict = {
         "threshold": float(threshold),
         "center": cfg.center,
@@ -246,8 +247,10 @@ def semantic_edges(table: pa.Table, cfg: SemanticConfig) -> tuple[pa.Table, dict
         from quality.embed_cache import arrow_to_vectors
 
         vectors, _ = arrow_to_vectors(table[C.EMBEDDING])
+        order = np.argsort(np.where(covered & valid, code, -1), kind="stable")
+        bounds = np.searchsorted(np.where(covered & valid, code, -1)[order], np.arange(len(names) + 1))
         for li, name in enumerate(names):
-            rows = np.flatnonzero((code == li) & covered & valid)
+            rows = order[bounds[li] : bounds[li + 1]]  # this language's compared rows, in table order
             if len(rows) < 2:
                 continue
             x = vectors[rows]
@@ -318,9 +321,13 @@ def semantic_similar(
         return out
     threshold = np.float32(cfg.threshold())
     code, names, covered, valid = _languages(table, cfg)
-    ids = table[C.ID]
-    ia = np.asarray(pc.fill_null(pc.index_in(pairs[C.ID_A], value_set=ids), -1).to_numpy(), np.int64)
-    ib = np.asarray(pc.fill_null(pc.index_in(pairs[C.ID_B], value_set=ids), -1).to_numpy(), np.int64)
+    ids = table[C.ID].cast(pa.string()).combine_chunks()
+    ia, ib = (
+        np.asarray(
+            pc.fill_null(pc.index_in(pairs[c].cast(pa.string()), value_set=ids), -1).to_numpy(), np.int64
+        )
+        for c in (C.ID_A, C.ID_B)
+    )
     found = (ia >= 0) & (ib >= 0)
     ok = np.zeros(n_pairs, bool)
     ok[found] = (
