@@ -7,8 +7,8 @@ static model, and to a lesser degree the transformer) puts all long texts of one
 direction, so that unrelated 2 KB English pages have a median raw cosine of 0.90 (centred: 0.00; see
 benchmarks/semantic_web.py). Pairs are then only compared inside a spherical k-means cluster (clusters over
 `max_cluster_size` are split again), in blocks of `block_rows`, so the work is about n x cluster size and
-memory is one float32 copy of the vectors (centred in place when one language holds them all, else plus
-that language's rows) and one block. Connected components of the links larger than
+memory is at most one float32 copy of the vectors beside the Arrow column, plus one language's rows and
+one block. Connected components of the links larger than
 `max_component_size` are cut by raising their threshold (a chain of loose links merges unrelated pages).
 
 `semantic_clusters` is the earlier all-languages, raw-cosine stage with its own keeper choice; it stays only
@@ -254,7 +254,10 @@ def semantic_edges(table: pa.Table, cfg: SemanticConfig) -> tuple[pa.Table, dict
             rows = order[bounds[li] : bounds[li + 1]]  # this language's compared rows, in table order
             if len(rows) < 2:
                 continue
-            x = vectors if len(rows) == len(vectors) else vectors[rows]  # one language: centre in place
+            # a writable matrix holding one language only is centred in place; a read-only one is a view of
+            # the Arrow buffer, so the copy is the only one
+            whole = len(rows) == len(vectors) and vectors.flags.writeable
+            x = vectors if whole else vectors[rows]
             mean = _mean(x) if cfg.center else None
             if mean is not None:
                 stats["means"][name] = mean.tolist()
