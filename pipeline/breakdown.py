@@ -92,3 +92,62 @@ def breakdown(ws: Workspace, cfg: CurateConfig, decisions_sql: str) -> dict[str,
             out["by_label"] = by_label
     out["skews"] = skews(out["by_source"], "source") + skews(out.get("by_label", {}), "label")
     return out
+
+
+def _top(reasons: dict[str, int], n: int = 3) -> str:
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return ", ".join(f"{r} {k}" for r, k in top)
+
+
+def summary_lines(manifest: dict[str, Any], max_groups: int = 10) -> list[str]:
+    """Plain-text lines for the run summary: duplicate groups, what semantic dedup compared and skipped,
+    drops by source and by label, and skew warnings."""
+    lines: list[str] = []
+    d = manifest.get("dedup") or {}
+    if d:
+        dropped = d.get("dropped", {})
+        none = d.get("groups_without_keeper", 0)
+        line = f"duplicates: {d.get('groups', 0)} groups, {d.get('groups', 0) - none} keep one copy"
+        if none:
+            line += f", {none} keep none (no member passes the other rules)"
+        line += "; copies dropped: " + ", ".join(
+            f"{dropped.get(r, 0)} {r.split('_')[0]}" for r in DUP_REASONS
+        )
+        if d.get("released_by_keeper_check"):
+            line += f"; {d['released_by_keeper_check']} linked records unlike their keeper were kept apart"
+        lines.append(line)
+    s = manifest.get("semantic") or {}
+    if s.get("languages"):
+        langs = s["languages"]
+        compared = {k: v["compared"] for k, v in langs.items() if v.get("compared")}
+        skipped = {k: v["skipped"] for k, v in langs.items() if v.get("skipped")}
+        line = "semantic dedup compared " + (
+            ", ".join(f"{k} {v}" for k, v in sorted(compared.items())) if compared else "nothing"
+        )
+        if skipped:
+            line += (
+                f"; not compared: {sum(skipped.values())} records in languages the embedder does not cover "
+                f"or of unknown language ({_top(skipped, 5)}{', ...' if len(skipped) > 5 else ''})"
+            )
+        lines.append(line)
+    b = manifest.get("breakdown") or {}
+    for key, title in (("by_source", "source"), ("by_label", "label")):
+        groups = b.get(key) or {}
+        if len(groups) < 2:
+            continue
+        shown = sorted(groups.items(), key=lambda kv: -kv[1]["records"])[:max_groups]
+        for value, g in shown:
+            extra = f" ({_top(g['by_reason'])})" if g["by_reason"] else ""
+            lines.append(f"{title} {value}: kept {g['kept']} of {g['records']}{extra}")
+        if len(groups) > max_groups:
+            lines.append(f"... and {len(groups) - max_groups} more {title}s (manifest.json: breakdown)")
+    for k in b.get("skews", []):
+        lines.append(
+            f"warning: {k['reason']} dropped {k['share']:.0%} of {k['by']} {k['value']} "
+            f"({k['records']} records) but {k['others']:.0%} of the rest"
+            + (' — for short texts try [rules.text] preset = "short"' if k["reason"] in SHORT_HINT else "")
+        )
+    return lines
+
+
+SHORT_HINT = {"too_few_words", "punct_lines", "no_stopwords", "mean_word_length", "symbol_ratio"}

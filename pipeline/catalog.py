@@ -1,9 +1,10 @@
 """The SQL catalog: DuckDB views over the workspace and the published shards.
 
-Views: `records` (every ingested record with every stage's columns and its decision), `decisions`,
+Views: `records` (every admitted record with every stage's columns and its decision), `decisions`,
 `quarantine`, `shards` (the rows of the published shards), `shard_files` (one row per shard from the
-manifest), and, when their files exist, `embeddings`, `clusters` (near-duplicates), `semantic`, `labels`,
-`annotations`, `annotators`, `label_agreement`, `label_tasks`, `label_issues`.
+manifest), the views stages declare when their files exist (`embeddings`, `duplicates`, `near_clusters`,
+`semantic_pairs`, `image_embeddings`), and the labelling tables `labels`, `annotations`, `annotators`,
+`label_agreement`, `label_tasks`, `label_issues`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import relations
-from pipeline.record_columns import RECORD_STAGE_SCHEMAS
+from pipeline import relations, stages
 from pipeline.workspace import (
     DECISIONS,
-    EMBED,
-    INGEST,
     QUARANTINE,
     Workspace,
     read_json,
@@ -28,10 +26,8 @@ from pipeline.workspace import (
 from schemas import columns as C
 from schemas.record import DECISION_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA
 
-# Optional views: name -> workspace file (global step) written by later stages.
+# Optional views of the labelling loop: name -> workspace file written by labeling/.
 OPTIONAL_VIEWS = {
-    "clusters": "near.parquet",  # near-duplicate clusters: id, near_cluster, dup_of
-    "semantic": "semantic.parquet",  # id, semantic_cluster, semantic_dup_of, kmeans_cluster
     "labels": "labels.parquet",  # consensus label per (record, queue)
     "annotations": "annotations.parquet",  # every annotation pulled from Label Studio
     "annotators": "annotators.parquet",  # per annotator: gold accuracy, agreement
@@ -62,22 +58,15 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
     dec_path = ws.global_path(DECISIONS)
     dec = scan([dec_path] if dec_path.exists() else [], DECISION_SCHEMA)
     con.execute(f"CREATE VIEW decisions AS SELECT * FROM {dec}")
-    joins, cols = [], []
-    for stage in RECORD_STAGE_SCHEMAS:
-        files = ws.stage_files(stage)
-        if files:
-            alias = f"s_{stage}"
-            joins.append(f"LEFT JOIN {scan(files)} {alias} USING ({C.ID})")
-            cols.append(f"{alias}.* EXCLUDE ({C.ID})")
-    cols.append(f"d.* EXCLUDE ({C.ID}, {C.SOURCE}, {C.MODALITY})")
+    from pipeline.decide import saved_config
+
+    cfg = saved_config(ws) if (ws.root / "config.json").exists() else None
     con.execute(
-        f"""CREATE VIEW records AS SELECT i.*, {", ".join(cols)}
-            FROM {scan(ws.stage_files(INGEST), RECORD_SCHEMA)} i {" ".join(joins)}
-            LEFT JOIN decisions d USING ({C.ID})"""
+        f"""CREATE VIEW records AS SELECT r.*, d.{C.DECISION}, d.{C.REASON}
+            FROM {stages.record_row_sql(ws, cfg)} r LEFT JOIN decisions d USING ({C.ID})"""
     )
-    embed = ws.stage_files(EMBED)
-    if embed:
-        con.execute(f"CREATE VIEW embeddings AS SELECT * FROM {scan(embed)}")
+    for view, files in stages.views(ws).items():  # per-stage views: embeddings, duplicates, pairs ...
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {scan(files)}")
     _shard_views(con, ws)
     for view, fname in OPTIONAL_VIEWS.items():
         if (ws.root / fname).exists():

@@ -227,29 +227,29 @@ def _progress(items: list, label: str):  # type: ignore[no-untyped-def]
     return track(items, description=label, console=console, transient=True) if len(items) > 1 else items
 
 
-def _run_map(stage: str, cfg: CurateConfig, root: Path) -> int:
-    from pipeline.stages import STAGES, run_stage_on_part
+def _run_map(names: list[str], cfg: CurateConfig, root: Path) -> int:
+    from pipeline.steps import admit, run_map
     from pipeline.workspace import Workspace
 
     ws = Workspace(root)
-    parts = ws.parts()
-    if not parts:
+    if not ws.parts():
         fail(f"{root}: nothing ingested yet (run `curate ingest PATH --workspace {root}` first)")
-    return sum(run_stage_on_part(STAGES[stage], ws, p, cfg) for p in _progress(parts, stage))
+    admit(ws)
+    return run_map(ws, cfg, names, _progress)
 
 
 @app.command()
 @locked("curate exact")
 def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
-    """Exact dedup: content_hash per record, groups across the workspace, decisions updated."""
+    """Exact dedup: content_hash per record, duplicate groups across the workspace, decisions updated."""
     import pyarrow.compute as pc
 
-    from pipeline.decide import decide
-    from pipeline.workspace import EXACT, Workspace
+    from pipeline.steps import settle
+    from pipeline.workspace import Workspace
 
     cfg, root = resolve(config, workspace)
-    done = _run_map(EXACT, cfg, root)
-    table = decide(Workspace(root), cfg)
+    done = _run_map(["exact"], cfg, root)
+    table = settle(Workspace(root), cfg)
     dups = pc.sum(pc.equal(table.column("reason"), "exact_dup")).as_py() or 0
     console.print(f"hashed {done} part(s); {dups} exact duplicates marked (decisions updated)")
 
@@ -258,12 +258,12 @@ def exact(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
 @locked("curate rules")
 def rules(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Heuristic quality rules: one rule_<name> score column each, the first failure as the reason."""
-    from pipeline.decide import decide
-    from pipeline.workspace import RULES, Workspace
+    from pipeline.steps import settle
+    from pipeline.workspace import Workspace
 
     cfg, root = resolve(config, workspace)
-    done = _run_map(RULES, cfg, root)
-    decide(Workspace(root), cfg)
+    done = _run_map(["rules"], cfg, root)
+    settle(Workspace(root), cfg)
     console.print(f"scored {done} part(s) (decisions updated)")
 
 
@@ -273,36 +273,32 @@ def near(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Near-duplicates in a workspace: MinHash-LSH (text, records) and pHash (images); decisions updated."""
     import pyarrow.compute as pc
 
-    from pipeline.decide import decide
-    from pipeline.global_steps import near_step
-    from pipeline.workspace import NEAR_IMAGE, NEAR_RECORD, NEAR_TEXT, Workspace
+    from pipeline.steps import settle
+    from pipeline.workspace import Workspace
 
     cfg, root = resolve(config, workspace)
-    for stage in (NEAR_TEXT, NEAR_IMAGE, NEAR_RECORD):
-        _run_map(stage, cfg, root)
-    ws = Workspace(root)
-    found = near_step(ws, cfg)
-    decide(ws, cfg)
-    dups = found.num_rows - found.column("dup_of").null_count
-    console.print(
-        f"{dups} near-duplicates in {pc.count_distinct(found.column('near_cluster')).as_py()} clusters "
-        "(decisions updated)"
-    )
+    cfg.stages.near = True
+    _run_map(["exact", "near_text", "near_image", "near_record"], cfg, root)
+    table = settle(Workspace(root), cfg)
+    dups = pc.sum(pc.equal(table.column("reason"), "near_dup")).as_py() or 0
+    groups = pc.count_distinct(table.column("near_cluster")).as_py()
+    console.print(f"{dups} near-duplicates dropped in {groups} near clusters (decisions updated)")
 
 
 @app.command()
 @locked("curate publish")
 def publish(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
     """Apply the decisions: write kept records as Arrow shards and manifest.json."""
-    from pipeline.decide import decide
     from pipeline.publish import publish as do_publish
+    from pipeline.steps import admit, settle
     from pipeline.workspace import Workspace
 
     cfg, root = resolve(config, workspace)
     ws = Workspace(root)
     if not ws.parts():
         fail(f"{root}: nothing ingested yet")
-    decide(ws, cfg)
+    admit(ws)
+    settle(ws, cfg)
     _summary(do_publish(ws, cfg).manifest, root)
 
 
@@ -401,6 +397,12 @@ def _summary(manifest: dict, root: Path) -> None:
 
     for line in count_lines(ingested_inputs(Workspace(root))):  # per file: read = ingested + quarantined
         out.print(line, highlight=False, soft_wrap=True)
+    from pipeline.breakdown import summary_lines
+
+    for line in summary_lines(manifest):  # duplicate groups, semantic coverage, drops by source / label
+        out.print(
+            line, highlight=False, soft_wrap=True, style="yellow" if line.startswith("warning") else None
+        )
     folder = root / "versions" / f"v{manifest['version']}" if "version" in manifest else root / "shards"
     out.print(
         f"shards: [bold]{folder}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "

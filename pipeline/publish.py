@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from pipeline import relations
+from pipeline import relations, stages
 from pipeline.ingest import ingested_inputs
-from pipeline.record_columns import CLUSTER_COLUMNS, RECORD_STAGE_SCHEMAS
+from pipeline.runner import file_digest, stamp_of
 from pipeline.stages import STAGES, remove_orphans
 from pipeline.workspace import (
     DECISIONS,
@@ -45,7 +45,7 @@ from pipeline.workspace import (
 )
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
-from schemas.record import QUARANTINE_SCHEMA, RECORD_SCHEMA
+from schemas.record import QUARANTINE_SCHEMA
 
 MANIFEST_FORMAT = "curate-manifest/1"
 
@@ -71,20 +71,21 @@ def code_version() -> str:
 
 
 def published_schema() -> pa.Schema:
-    """Columns of a published shard: the record, then every stage's columns (cluster ids, scores, flags)."""
-    fields = list(RECORD_SCHEMA) + [pa.field(c, pa.string()) for c in CLUSTER_COLUMNS]
-    for schema in RECORD_STAGE_SCHEMAS.values():
-        fields += [f for f in schema if f.name != C.ID]
-    return pa.schema(fields)
+    """Columns of a published shard: the record, then every stage's carried columns (scores, cluster ids)."""
+    return stages.shard_schema()
 
 
 def _fingerprint(ws: Workspace, cfg: CurateConfig) -> str:
-    """Changes whenever a decision, a stage output or the publish settings change."""
+    """Changes whenever a decision, a published column's content or the publish settings change."""
     h = xxhash.xxh3_128()
-    h.update(config_hash({"publish": cfg.publish.model_dump(), "pii": cfg.pii.action}).encode())
-    h.update(ws.global_path(DECISIONS).read_bytes())
-    for f in sorted(ws.root.glob("*/*.parquet")):
-        h.update(f"{f.parent.name}/{f.name}:{f.stat().st_size}".encode())
+    h.update(config_hash({"publish": cfg.publish.model_dump(), "pii": cfg.pii.model_dump()}).encode())
+    h.update(file_digest(ws.global_path(DECISIONS)).encode())
+    for f in ws.stage_files(INGEST):
+        h.update(f"|{f.name}:{file_digest(f)}".encode())
+    for stage in stages.row_stages(cfg):
+        if stage.carried:
+            for f in stages.stage_files(ws, stage):
+                h.update(f"|{stage.name}/{f.name}:{stamp_of(f) or file_digest(f)}".encode())
     return h.hexdigest()
 
 
@@ -105,21 +106,14 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
         remove_orphans(ws, stage)
     schema = published_schema()
     con = relations.connect()
-    scan = relations.parquet_scan
-    decisions = scan([ws.global_path(DECISIONS)])
-    stage_cols, joins = [], []
-    for k, (stage, st_schema) in enumerate(RECORD_STAGE_SCHEMAS.items()):
-        stage_cols += [f"s{k}.{f.name}" for f in st_schema if f.name != C.ID]
-        joins.append(f"LEFT JOIN {scan(ws.stage_files(stage), st_schema)} s{k} USING ({C.ID})")
+    decisions = relations.parquet_scan([ws.global_path(DECISIONS)])
     rel = con.sql(
         f"""
-        SELECT {", ".join("i." + f.name for f in RECORD_SCHEMA)},
-               {", ".join("d." + c for c in CLUSTER_COLUMNS)},
-               {", ".join(stage_cols)}
-        FROM {scan(ws.stage_files(INGEST), RECORD_SCHEMA)} i
-        JOIN {decisions} d USING ({C.ID}) {" ".join(joins)}
+        SELECT {", ".join("r." + f.name for f in schema)}
+        FROM {stages.record_row_sql(ws, cfg)} r
+        JOIN {decisions} d USING ({C.ID})
         WHERE d.{C.DECISION} = '{C.KEEP}'
-        ORDER BY i.{C.ID}
+        ORDER BY r.{C.ID}
         """
     )
     version = max([*ws.versions(), 0]) + 1
@@ -350,9 +344,14 @@ def _manifest(
         ).fetchone()[0]
     sources = [
         {k: m[k] for k in ("input", "source", "format", "modality", "records", "quarantined")}
-        | {"size": m["fingerprint"]["size"]}
+        | {"size": m["fingerprint"]["size"], "rows_read": m.get("rows_read")}
         for m in ingested_inputs(ws)
     ]
+    from pipeline.breakdown import breakdown
+    from pipeline.stages.dedup import dedup_stats
+    from pipeline.stages.semantic import semantic_stats
+
+    semantic = {k: v for k, v in semantic_stats(ws).items() if k != "means"} if cfg.stages.semantic else {}
     return {
         "format": MANIFEST_FORMAT,
         "split": cfg.publish.split,
@@ -370,6 +369,9 @@ def _manifest(
             "by_reason": by_reason,
             "quarantine_by_reason": q_by_reason,
         },
+        "breakdown": breakdown(ws, cfg, decisions),
+        "dedup": dedup_stats(ws),
+        "semantic": semantic,
         "rows": sum(s["rows"] for s in shards),
         "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
         "shards": shards,

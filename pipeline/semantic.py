@@ -10,9 +10,6 @@ benchmarks/semantic_web.py). Pairs are then only compared inside a spherical k-m
 memory is at most one float32 copy of the vectors beside the Arrow column, plus one language's rows and
 one block. Connected components of the links larger than
 `max_component_size` are cut by raising their threshold (a chain of loose links merges unrelated pages).
-
-`semantic_clusters` is the earlier all-languages, raw-cosine stage with its own keeper choice; it stays only
-until the flow has moved to `semantic_edges` and the duplicate graph.
 """
 
 from __future__ import annotations
@@ -28,14 +25,6 @@ import pyarrow.compute as pc
 from schemas import columns as C
 from schemas.embed import SemanticConfig
 
-SEMANTIC_SCHEMA = pa.schema(
-    [
-        pa.field(C.ID, pa.string()),
-        pa.field(C.SEMANTIC_CLUSTER, pa.string()),
-        pa.field(C.SEMANTIC_DUP_OF, pa.string()),
-        pa.field(C.KMEANS_CLUSTER, pa.int32()),
-    ]
-)
 EDGE_SCHEMA = pa.schema(
     [pa.field(C.ID_A, pa.string()), pa.field(C.ID_B, pa.string()), pa.field(C.SIMILARITY, pa.float32())]
 )
@@ -362,64 +351,3 @@ def semantic_similar(
         x = _transform(vectors[need], mean)
         out[sel] = _rowwise(x, inv[: len(sel)], inv[len(sel) :]) >= threshold
     return out
-
-
-def semantic_clusters(table: pa.Table, cfg: SemanticConfig | None = None) -> pa.Table:
-    """Legacy stage (all languages, raw cosine, keeper chosen here), kept until the flow uses semantic_edges:
-    `id`, `semantic_cluster`, `semantic_dup_of`, `kmeans_cluster` for every row of `table[id, embedding]`.
-
-    `semantic_cluster` is the kept record's id for every member of a duplicate group (null for records with
-    no semantic duplicate); `semantic_dup_of` is that id for the others; `kmeans_cluster` is the k-means
-    cluster. k defaults to ceil(sqrt(n)); the kept record follows `cfg.keep` (first = smallest id).
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from quality.embed_cache import arrow_to_vectors
-
-    cfg = cfg or SemanticConfig()
-    n_all = table.num_rows
-    ids_all = np.asarray(table[C.ID].to_pylist(), dtype=object)
-    km_all = np.full(n_all, -1, np.int64)
-    cluster_all = np.full(n_all, None, dtype=object)
-    dup_all = np.full(n_all, None, dtype=object)
-    if n_all:
-        x_all, valid = arrow_to_vectors(table[C.EMBEDDING])
-        rows = np.flatnonzero(valid)
-    else:
-        rows = np.zeros(0, np.int64)
-    if len(rows):
-        x = x_all[rows]
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        k = cfg.k or math.ceil(math.sqrt(len(x)))
-        labels, centroids = spherical_kmeans(x, k, cfg.seed)
-        km_all[rows] = labels
-        i, j = semantic_pairs(x, labels, cfg)
-        if len(i):
-            n = len(x)
-            graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
-            _, comp = connected_components(graph, directed=False)
-            sizes = np.bincount(comp)
-            member = np.flatnonzero(sizes[comp] > 1)
-            ids = ids_all[rows]
-            if cfg.keep == "central":
-                score = -np.einsum("ij,ij->i", x[member], centroids[labels[member]])
-                order = member[np.lexsort((ids[member].astype(str), score))]
-            else:
-                order = member[np.argsort(ids[member].astype(str), kind="stable")]
-            uc, first = np.unique(comp[order], return_index=True)  # first member of each group in keep order
-            keeper_of = np.full(int(comp.max()) + 1, -1, np.int64)
-            keeper_of[uc] = order[first]
-            keep_row = keeper_of[comp[member]]
-            kept_ids = ids[keep_row]
-            cluster_all[rows[member]] = kept_ids
-            dup_all[rows[member]] = np.where(keep_row == member, None, kept_ids)
-    return pa.table(
-        {
-            C.ID: table[C.ID],
-            C.SEMANTIC_CLUSTER: pa.array(cluster_all.tolist(), pa.string()),
-            C.SEMANTIC_DUP_OF: pa.array(dup_all.tolist(), pa.string()),
-            C.KMEANS_CLUSTER: pa.array(km_all, pa.int32(), mask=km_all < 0),
-        },
-        schema=SEMANTIC_SCHEMA,
-    )

@@ -54,9 +54,7 @@ SIMILARITY = "similarity"
 # --- embeddings, semantic dedup ----------------------------------------------------
 EMBEDDING = "embedding"
 EMBED_MODEL = "model"
-SEMANTIC_CLUSTER = "semantic_cluster"
-SEMANTIC_DUP_OF = "semantic_dup_of"
-KMEANS_CLUSTER = "kmeans_cluster"
+SEMANTIC_CLUSTER = "semantic_cluster"  # smallest id of a group linked by semantic pairs alone
 CAPTION_ALIGNMENT = "caption_alignment"
 
 # --- quality -----------------------------------------------------------------------

@@ -95,11 +95,6 @@ class SemanticConfig(_Strict):
         description="linked groups larger than this have their threshold raised until they fall apart "
         "(a chain of loose links merges unrelated pages)",
     )
-    keep: Literal["first", "central"] = Field(
-        "first",
-        description="legacy semantic_clusters only: kept record of a group (first = smallest id, central = "
-        "closest to its k-means centroid)",
-    )
     seed: int = Field(0, description="k-means random state")
     block_rows: int = Field(2048, gt=0, description="rows per similarity block (bounds memory)")
 

@@ -242,3 +242,62 @@ def test_editing_inputs_then_rerunning_equals_a_fresh_workspace(tmp_path: Path) 
     assert m2["counts"] == m3["counts"] and m2["rows"] == m3["rows"]
     shards = [(ws.root / s["path"]).read_bytes() for s in m2["shards"]]
     assert shards == [(ws_fresh.root / s["path"]).read_bytes() for s in m3["shards"]]
+
+
+# --- who a filter removes ---------------------------------------------------------------------------
+
+
+def test_breakdown_shows_a_filter_that_removes_one_source_and_the_short_preset_fixes_it(
+    tmp_path: Path, cc_dir: Path
+) -> None:
+    from pipeline.breakdown import summary_lines
+
+    sms = pool.DATA / "sms_spam" / "SMSSpamCollection"
+    rows = [ln.split("\t", 1) for ln in sms.read_text(encoding="utf-8").splitlines()[1:1001]]
+    (tmp_path / "sms.tsv").write_text(
+        "Label\tSMS\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8"
+    )
+    sources = [
+        {"path": str(tmp_path / "sms.tsv"), "modality": "text", "text_field": "SMS", "label_field": "Label"},
+        {"path": str(cc_dir / "*.jsonl.gz")},
+    ]
+    cfg = CurateConfig.model_validate(_no_semantic({"workspace": str(tmp_path / "ws"), "sources": sources}))
+    _, decisions, m = run_core(cfg)
+    b = m["breakdown"]
+    sms_counts = b["by_source"]["sms"]
+    assert sms_counts["records"] == 1000 and sms_counts["kept"] < 300  # the web rules drop most messages
+    assert {"ham", "spam"} <= set(b["by_label"])
+    skew = [k for k in b["skews"] if k["by"] == "source" and k["value"] == "sms"]
+    assert skew and skew[0]["reason"] == "too_few_words" and skew[0]["share"] > 2 * skew[0]["others"]
+    assert any(line.startswith("warning: too_few_words") and "sms" in line for line in summary_lines(m))
+
+    short = cfg.model_copy(deep=True)
+    short.rules = type(short.rules).model_validate({"text": {"preset": "short"}})
+    short.sources = short.sources[:1]
+    short.workspace = str(tmp_path / "ws-short")
+    _, d2, m2 = run_core(short)
+    ham = m2["breakdown"]["by_label"]["ham"]
+    assert (
+        ham["records"] - ham["kept"] - sum(v for r, v in ham["by_reason"].items() if r.endswith("_dup"))
+    ) <= (0.02 * ham["records"])  # clean messages pass the short preset (duplicates aside)
+    assert not [k for k in m2["breakdown"]["skews"] if k["reason"] == "too_few_words"]
+
+
+def test_semantic_dedup_leaves_non_english_web_pages_alone(tmp_path: Path, cc_dir: Path) -> None:
+    cfg = CurateConfig.model_validate(
+        {"workspace": str(tmp_path / "ws"), "sources": [{"path": str(cc_dir / "*.jsonl.gz")}]}
+    )
+    ws, _, m = run_core(cfg)  # default stages: semantic dedup on
+    from pipeline.catalog import connect
+
+    n, sem = (
+        connect(ws.root)
+        .execute(
+            "SELECT count(*), count(*) FILTER (WHERE reason = 'semantic_dup') FROM records "
+            "WHERE lang IS DISTINCT FROM 'en' AND coalesce(dup_reason, '') NOT IN ('exact_dup', 'near_dup')"
+        )
+        .fetchone()
+    )
+    assert n > 350 and sem <= 0.03 * n
+    langs = m["semantic"]["languages"]
+    assert langs["en"]["compared"] > 250 and all(v["compared"] == 0 for k, v in langs.items() if k != "en")

@@ -295,24 +295,3 @@ def test_eps_follows_the_embedder_unless_set():
     assert cfg.for_embedder("static").eps == cfg.for_embedder("cascade").eps == STATIC_EPS
     assert cfg.threshold() == 1 - STATIC_EPS  # unresolved: the conservative value
     assert SemanticConfig(eps=0.3).for_embedder("transformer").eps == 0.3
-
-
-def test_legacy_semantic_clusters_keep_one_record_per_group():
-    """semantic_clusters stays until the flow uses semantic_edges: groups still point at one kept record."""
-    from pipeline.semantic import semantic_clusters
-
-    rows = [ln.split("\t") for ln in (DATA / "stsb" / "sts-dev.csv").read_text(encoding="utf-8").splitlines()]
-    sents = list(dict.fromkeys([r[5] for r in rows] + [r[6] for r in rows]))[:800]
-    table = vector_table([f"s{i:05d}" for i in range(len(sents))], sents, ["en"] * len(sents))
-    out = semantic_clusters(table.select([C.ID, C.EMBEDDING]), SemanticConfig(eps=0.12))
-    groups: dict[str, list[dict]] = {}
-    for r in out.to_pylist():
-        if r[C.SEMANTIC_CLUSTER] is not None:
-            groups.setdefault(r[C.SEMANTIC_CLUSTER], []).append(r)
-    assert groups
-    for kept, members in groups.items():
-        assert (
-            [m[C.ID] for m in members if m[C.SEMANTIC_DUP_OF] is None]
-            == [kept]
-            == [min(m[C.ID] for m in members)]
-        )

@@ -201,10 +201,13 @@ class _Checker:
             if has.any():
                 self.phash = (ph, has)
         self.vectors: pa.Table | None = None
+        self.means: dict | None = None
         if len(links.semantic):
-            from pipeline.stages.semantic import vectors_with_lang
+            from pipeline.stages.semantic import semantic_stats, vectors_with_lang
 
             self.vectors = vectors_with_lang(ws, ids=local_ids)
+            # the centring means of the whole run, not of this subset of linked records
+            self.means = semantic_stats(ws).get("means")
 
     def __call__(self, members: np.ndarray, keepers: np.ndarray) -> np.ndarray:
         kind = np.zeros(len(members), np.int8)
@@ -232,6 +235,7 @@ class _Checker:
             local = todo & (members < self.links.n_local) & (keepers < self.links.n_local)
             if local.any():
                 from pipeline.semantic import semantic_similar
+                from pipeline.stages.semantic import semantic_config
 
                 i = np.flatnonzero(local)
                 names = self.links.local
@@ -241,7 +245,8 @@ class _Checker:
                         C.ID_B: names.gather(keepers[i]).to_arrow(),
                     }
                 )
-                ok = np.asarray(semantic_similar(self.vectors, pairs, self.cfg.semantic), bool)
+                ok = semantic_similar(self.vectors, pairs, semantic_config(self.cfg), means=self.means)
+                ok = np.asarray(ok, bool)
                 kind[i[ok]] = dedup_graph.SEMANTIC
         return kind
 
@@ -344,7 +349,7 @@ STAGE = Stage(
     writes=DEDUP_SCHEMA,
     settings=lambda cfg: {
         "near": cfg.near.model_dump(include={"threshold", "record_threshold", "image_hamming"}),
-        "semantic": cfg.semantic.model_dump(),
+        "semantic": cfg.semantic.for_embedder(cfg.embed.embedder).model_dump(),
         "stages": cfg.stages.model_dump(include={"near", "embed", "semantic"}),
         "policy": {
             "lang": cfg.lang.model_dump(include={"keep", "min_score"}),

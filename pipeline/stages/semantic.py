@@ -18,6 +18,7 @@ from pipeline.stages.spec import Stage
 from pipeline.workspace import Workspace
 from schemas import columns as C
 from schemas.config import CurateConfig
+from schemas.embed import SemanticConfig
 
 STATS_KEY = b"curate.stats"
 PAIRS_SCHEMA = pa.schema(
@@ -60,31 +61,20 @@ def vectors_with_lang(ws: Workspace, ids: pa.Array | None = None) -> pa.Table:
     )
 
 
+def semantic_config(cfg: CurateConfig) -> SemanticConfig:
+    """`[semantic]` with eps resolved for the configured embedder (static and transformer vectors differ)."""
+    return cfg.semantic.for_embedder(cfg.embed.embedder)
+
+
 def semantic_step(root: Path, cfg: CurateConfig) -> pa.Table:
     """The verified same-language duplicate pairs (`id_a`, `id_b`, `similarity`); stats in the metadata."""
-    try:
-        from pipeline.semantic import semantic_edges
-    except ImportError:  # TEMPORARY until the language-aware semantic_edges lands
-        from pipeline.semantic import semantic_clusters
-
-        def semantic_edges(table, cfg):  # noqa: ANN001, ANN202
-            import pyarrow.compute as pc
-
-            out = semantic_clusters(table.select([C.ID, C.EMBEDDING]), cfg)
-            d = out.filter(pc.is_valid(out[C.SEMANTIC_DUP_OF]))
-            return pa.table(
-                {
-                    C.ID_A: d[C.ID],
-                    C.ID_B: d[C.SEMANTIC_DUP_OF],
-                    C.SIMILARITY: pa.nulls(d.num_rows, pa.float32()),
-                }
-            ), {}
+    from pipeline.semantic import semantic_edges
 
     ws = Workspace(root)
     if not ws.stage_files("embed"):
         return PAIRS_SCHEMA.empty_table()
     table = vectors_with_lang(ws)
-    pairs, stats = semantic_edges(table, cfg.semantic)
+    pairs, stats = semantic_edges(table, semantic_config(cfg))
     pairs = pairs.select(PAIRS_SCHEMA.names).cast(PAIRS_SCHEMA)
     return pairs.replace_schema_metadata({STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
 
@@ -104,7 +94,10 @@ STAGE = Stage(
     doc="same-language pairs with cosine >= 1 - eps inside k-means clusters ([semantic])",
     inputs=("embed", "lang"),
     writes=PAIRS_SCHEMA,
-    settings=lambda cfg: cfg.semantic,
+    settings=lambda cfg: {
+        "semantic": semantic_config(cfg).model_dump(),
+        "lang": cfg.lang.model_dump(include={"candidates"}),
+    },
     enabled=lambda cfg: cfg.stages.embed and cfg.stages.semantic,
     global_fn=semantic_step,
     joined=(),
