@@ -70,8 +70,8 @@ def best(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    from pipeline.embed_cache import embed_table
     from quality.embed import embed_texts, load_transformer
-    from quality.embed_cache import embed_table
     from schemas.embed import EmbedConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

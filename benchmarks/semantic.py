@@ -54,7 +54,7 @@ def best_threshold(cos: np.ndarray, truth: np.ndarray) -> float:
 
 def sentence_table(x: np.ndarray) -> pa.Table:
     """`id`, `embedding`, `lang` (all en) of sentence vectors."""
-    from quality.embed_cache import vectors_to_arrow
+    from quality.vectors import vectors_to_arrow
 
     n = len(x)
     return pa.table(

@@ -279,7 +279,7 @@ def vectors(texts: list[str], tier: str, cache: Path) -> np.ndarray:
 
 
 def table_of(ids: list[str], v: np.ndarray, lang: list[str | None], score: list[float | None]) -> pa.Table:
-    from quality.embed_cache import vectors_to_arrow
+    from quality.vectors import vectors_to_arrow
     from schemas import columns as C
 
     return pa.table(

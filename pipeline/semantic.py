@@ -234,7 +234,7 @@ def semantic_edges(table: pa.Table, cfg: SemanticConfig) -> tuple[pa.Table, dict
     found_b: list[pa.Array] = []
     found_s: list[np.ndarray] = []
     if table.num_rows and valid.any():
-        from quality.embed_cache import arrow_to_vectors
+        from quality.vectors import arrow_to_vectors
 
         vectors, _ = arrow_to_vectors(table[C.EMBEDDING])
         order = np.argsort(np.where(covered & valid, code, -1), kind="stable")
@@ -333,7 +333,7 @@ def semantic_similar(
     ok_same = np.flatnonzero(ok)
     if not len(ok_same):
         return out
-    from quality.embed_cache import arrow_to_vectors
+    from quality.vectors import arrow_to_vectors
 
     vectors, _ = arrow_to_vectors(table[C.EMBEDDING])
     pair_lang = code[ia[ok_same]]

@@ -66,7 +66,7 @@ def score_table(batch: pa.Table, model: QualityModel, cfg: EmbedConfig | None = 
     Uses the `embedding` column when present (it must come from the model's tier), else embeds `text`.
     The cascade needs `text` for its transformer pass; schema metadata `curate.rescored` counts those.
     """
-    from quality.embed_cache import arrow_to_vectors
+    from quality.vectors import arrow_to_vectors
 
     n = batch.num_rows
     if C.EMBEDDING in batch.column_names:

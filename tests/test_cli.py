@@ -85,7 +85,7 @@ def test_sql_stays_light(tmp_path: Path) -> None:
             "-X",
             "importtime",
             "-m",
-            "pipeline.cli",
+            "flows.cli",
             "sql",
             "-w",
             ws,

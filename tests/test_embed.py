@@ -86,7 +86,8 @@ def test_chunked_long_text_sees_the_whole_document():
 
 
 def test_cache_embeds_each_content_once_across_runs_and_sources(tmp_path):
-    from quality.embed_cache import EMBEDDED_KEY, arrow_to_vectors, embed_table
+    from pipeline.embed_cache import EMBEDDED_KEY, embed_table
+    from quality.vectors import arrow_to_vectors
 
     texts = sms_texts()[:400]  # the SMS set has natural exact duplicates ("Sorry, I'll call later", ...)
     batch = pa.table({C.ID: [f"sms-{i}" for i in range(len(texts))], C.TEXT: texts})
@@ -117,7 +118,8 @@ def test_cache_embeds_each_content_once_across_runs_and_sources(tmp_path):
 
 
 def test_cache_keys_vector_spaces_apart_and_stores_float16(tmp_path):
-    from quality.embed_cache import EMBEDDED_KEY, arrow_to_vectors, embed_table, model_key
+    from pipeline.embed_cache import EMBEDDED_KEY, embed_table, model_key
+    from quality.vectors import arrow_to_vectors
 
     texts = sms_texts()[1000:1040]
     batch = pa.table({C.ID: [str(i) for i in range(len(texts))], C.TEXT: texts})
@@ -175,7 +177,7 @@ def _tiny_clip(dest: Path) -> Path:
 
 def test_image_model_plumbing_with_a_tiny_random_clip(tmp_path):
     """Random weights: this checks loading, shapes, caching and null handling, not semantics."""
-    from quality.embed_cache import EMBEDDED_KEY, embed_image_table
+    from pipeline.embed_cache import EMBEDDED_KEY, embed_image_table
 
     coco = DATA / "coco_mini"
     ann = json.loads((coco / "annotations" / "captions_val2017.json").read_text(encoding="utf-8"))
@@ -219,8 +221,8 @@ def test_empty_and_null_inputs():
 
 
 def test_records_embed_their_fields_and_images_are_left_to_the_image_model(tmp_path):
+    from pipeline.embed_cache import embed_table
     from pipeline.exact import content_hashes
-    from quality.embed_cache import embed_table
 
     texts = sms_texts()[:2]
     batch = pa.table(

@@ -376,7 +376,7 @@ def test_dedup_command_writes_one_row_per_record(corpus, tmp_path):
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "flows.cli",
             "dedup",
             str(src),
             "--out",

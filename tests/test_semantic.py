@@ -23,8 +23,8 @@ STATIC = EmbedConfig(embedder="static", device="cpu")
 def vector_table(ids: list[str], texts: list[str], langs: list[str | None] | None = None) -> pa.Table:
     """`id`, `embedding` (static), `lang`, `lang_score` (the language stage's, unless `langs` is given)."""
     from quality.embed import embed_texts
-    from quality.embed_cache import vectors_to_arrow
     from quality.langid import detect_texts
+    from quality.vectors import vectors_to_arrow
 
     if langs is None:
         found = detect_texts(texts)
@@ -116,7 +116,7 @@ def test_pairs_stay_within_one_covered_language(cc):
     is_en = pa.compute.and_(pa.compute.equal(cc[C.LANG], "en"), pa.compute.greater(cc[C.LANG_SCORE], 0.5))
     en = cc.filter(is_en).slice(0, 60)
     emb = np.asarray(en[C.EMBEDDING].combine_chunks().flatten(), np.float32).reshape(en.num_rows, -1)
-    from quality.embed_cache import vectors_to_arrow
+    from quality.vectors import vectors_to_arrow
 
     nudged = vectors_to_arrow(emb + 1e-4)
     copies = {
@@ -240,8 +240,8 @@ def test_exact_duplicate_sms_across_parts_are_linked(tmp_path):
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    from pipeline.embed_cache import embed_table
     from pipeline.semantic import read_vectors, semantic_edges
-    from quality.embed_cache import embed_table
 
     lines = (DATA / "sms_spam" / "SMSSpamCollection").read_text(encoding="utf-8").splitlines()[1:800]
     texts = [ln.split("\t", 1)[1] for ln in lines]

@@ -167,11 +167,6 @@ def views(ws: Workspace) -> dict[str, list]:
     return {s.view: files for s in REGISTRY if s.view and (files := stage_files(ws, s))}
 
 
-def embed_cache_dir(cfg: CurateConfig, ws: Workspace):  # noqa: ANN201 - kept for callers of the old module
-    """Where vectors are cached by content hash: `[embed] cache_dir`, else `<ws>/embeddings`."""
-    return embed.embed_cache_dir(cfg, ws.root)
-
-
 from pipeline.runner import remove_orphans, run_global, run_stage_on_part  # noqa: E402
 
 __all__ += ["remove_orphans", "run_global", "run_stage_on_part"]

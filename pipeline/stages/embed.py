@@ -27,7 +27,7 @@ def embed_cache_dir(cfg: CurateConfig, root: Path) -> Path:
 
 
 def _embed(t: pa.Table, cfg: CurateConfig, root: Path) -> pa.Table:
-    from quality.embed_cache import embed_table
+    from pipeline.embed_cache import embed_table
 
     t = t.filter(pa.compute.not_equal(t[C.MODALITY], C.IMAGE_MODALITY))
     return embed_table(t, cfg.embed, cache_dir=embed_cache_dir(cfg, root))

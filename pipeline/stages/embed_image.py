@@ -22,7 +22,7 @@ IMAGE_EMBED_SCHEMA = pa.schema(
 
 
 def _embed(t: pa.Table, cfg: CurateConfig, root: Path) -> pa.Table:
-    from quality.embed_cache import embed_image_table
+    from pipeline.embed_cache import embed_image_table
 
     return embed_image_table(t, cfg.embed, cache_dir=embed_cache_dir(cfg, root))
 

@@ -45,8 +45,9 @@ def _model_stamp(cfg: CurateConfig) -> dict:
 @lru_cache(maxsize=4)
 def _reference_vectors(path: str, mtime_ns: int, cfg_json: str, cache_dir: str) -> np.ndarray:
     """Unit vectors of the reference file's texts (embedded once, through the vector cache)."""
+    from pipeline.embed_cache import embed_table
     from pipeline.ingest import read_source
-    from quality.embed_cache import arrow_to_vectors, embed_table
+    from quality.vectors import arrow_to_vectors
     from schemas.embed import EmbedConfig
 
     ecfg = EmbedConfig.model_validate_json(cfg_json)
@@ -58,9 +59,10 @@ def _reference_vectors(path: str, mtime_ns: int, cfg_json: str, cache_dir: str) 
 
 
 def _score(t: pa.Table, cfg: CurateConfig, root: Path) -> pa.Table:
+    from pipeline.embed_cache import embed_table, model_key
     from quality import classifier
     from quality.cascade import score_table
-    from quality.embed_cache import arrow_to_vectors, embed_table, model_key
+    from quality.vectors import arrow_to_vectors
 
     n = t.num_rows
     q = pa.nulls(n, pa.float32())

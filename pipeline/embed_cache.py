@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from quality.vectors import arrow_to_vectors, vector_type, vectors_to_arrow
 from schemas import columns as C
 from schemas.embed import EmbedConfig
 
@@ -48,27 +49,6 @@ def model_key(cfg: EmbedConfig, image: bool = False) -> str:
     parts = f"{tier}|{label}|{cfg.long_text}|{cfg.max_length}|{cfg.dtype}"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(label.split("@")[0]).name or label)[:40]
     return f"{tier}-{slug}-{hashlib.blake2b(parts.encode(), digest_size=6).hexdigest()}"
-
-
-def _vector_type(dim: int, dtype: str) -> pa.DataType:
-    return pa.list_(pa.float16() if dtype == "float16" else pa.float32(), dim)
-
-
-def vectors_to_arrow(v: np.ndarray, dtype: str = "float32") -> pa.FixedSizeListArray:
-    """n x d matrix as a fixed-size-list column of float32 or float16."""
-    v = np.ascontiguousarray(v, dtype=np.float16 if dtype == "float16" else np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
-
-
-def arrow_to_vectors(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed-size-list column as (n x d float32 matrix with zero rows for nulls, boolean valid mask)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
-    d = col.type.list_size
-    valid = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    filled = col.fill_null(pa.scalar([0.0] * d, col.type)) if col.null_count else col
-    flat = filled.flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, dtype=np.float32).reshape(len(col), d), valid
 
 
 def _series(arr: pa.Array | pa.ChunkedArray) -> pl.Series:
@@ -123,7 +103,7 @@ def cached_vectors(
     if not pieces:  # nothing to embed: the model still gives the column its width
         empty = np.asarray(compute(np.zeros(0, np.int64)))
         dim = empty.shape[1] if empty.ndim == 2 else 0
-        return pa.nulls(rows.height, _vector_type(dim, dtype)), 0
+        return pa.nulls(rows.height, vector_type(dim, dtype)), 0
     mat = np.concatenate([p[1] for p in pieces])
     pos = pl.DataFrame({"h": pl.concat([p[0] for p in pieces])}).with_row_index("u")
     take = rows.join(pos, on="h", how="left", maintain_order="left")["u"]
