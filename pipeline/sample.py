@@ -411,11 +411,6 @@ name = "businesses"
 [rules.record]
 required_fields = ["name", "address"]
 
-[semantic]
-# The sample's sentences come from a few templates, so unrelated texts sit closer in embedding space than
-# real text does; the default eps (0.10, calibrated on STS-B) would merge them.
-eps = 0.05
-
 [publish]
 shard_rows = 100
 """

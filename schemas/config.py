@@ -150,7 +150,12 @@ class StagesConfig(Strict):
     lang: bool = Field(True, description="language identification (lang, lang_score; policy in [lang])")
     pii: bool = Field(True, description="PII detection (pii_count, pii_kinds; action in [pii])")
     embed: bool = Field(True, description="one embedding per text/record, cached by content hash ([embed])")
-    semantic: bool = Field(True, description="semantic dedup over the embeddings ([semantic]; needs embed)")
+    semantic: bool = Field(
+        False,
+        description="semantic dedup over the embeddings ([semantic]; needs embed and lang). Off by default: "
+        "with the default static vectors its links beyond exact and near copies were right 1 time in 8 on "
+        'real web text; with embedder = "transformer" it is precise (README, benchmarks/semantic_web.py)',
+    )
     label: bool = Field(
         False, description="push uncertain records to Label Studio (or import files) after decide"
     )

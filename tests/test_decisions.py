@@ -94,10 +94,15 @@ def pool_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, pl.Da
     truth = pl.DataFrame(rows).select(
         (pl.lit("pool/") + pl.col("id")).alias(C.ID), pl.col("group"), pl.col("edit")
     )
-    cfg = CurateConfig.model_validate(
-        {"workspace": str(root / "ws"), "sources": [{"path": str(root / "pool.jsonl")}]}
+    cfg = CurateConfig.model_validate(  # every kind of link on: exact, near and semantic
+        {
+            "workspace": str(root / "ws"),
+            "sources": [{"path": str(root / "pool.jsonl")}],
+            "stages": {"semantic": True},
+        }
     )
     ws, decisions, manifest = run_core(cfg)
+    assert manifest["semantic"]["languages"]["en"]["compared"] > 0
     return ws, decisions, manifest, truth
 
 
@@ -284,10 +289,15 @@ def test_breakdown_shows_a_filter_that_removes_one_source_and_the_short_preset_f
 
 
 def test_semantic_dedup_leaves_non_english_web_pages_alone(tmp_path: Path, cc_dir: Path) -> None:
+    assert not CurateConfig().stages.semantic  # off by default (README: static vectors are not precise)
     cfg = CurateConfig.model_validate(
-        {"workspace": str(tmp_path / "ws"), "sources": [{"path": str(cc_dir / "*.jsonl.gz")}]}
+        {
+            "workspace": str(tmp_path / "ws"),
+            "sources": [{"path": str(cc_dir / "*.jsonl.gz")}],
+            "stages": {"semantic": True},
+        }
     )
-    ws, _, m = run_core(cfg)  # default stages: semantic dedup on
+    ws, _, m = run_core(cfg)
     from pipeline.catalog import connect
 
     n, sem = (
