@@ -31,9 +31,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from pipeline.ingest import expand_source, ingest_input  # noqa: E402
 from pipeline.stages.dedup import dedup_stats  # noqa: E402
-from pipeline.steps import admit, prune_inputs, run_map, settle  # noqa: E402
+from pipeline.steps import run_local  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from schemas import columns as C  # noqa: E402
 from schemas.config import CurateConfig  # noqa: E402
@@ -45,15 +44,10 @@ def run(path: Path, ws_root: Path, semantic: bool) -> tuple[Workspace, pl.DataFr
     cfg = CurateConfig.model_validate(
         {"workspace": str(ws_root), "sources": [{"path": str(path)}], "stages": {"semantic": semantic}}
     )
-    ws = Workspace(ws_root)
     t = time.perf_counter()
-    inputs = [i for s in cfg.sources for i in expand_source(s)]
-    for i in inputs:
-        ingest_input(i, cfg.ingest, ws)
-    prune_inputs(ws, [i.key for i in inputs])
-    admit(ws)
-    run_map(ws, cfg)
-    d = pl.from_arrow(settle(ws, cfg))
+    run = run_local(cfg)
+    d = pl.from_arrow(run.decisions)
+    ws = run.workspace
     return ws, d, time.perf_counter() - t
 
 

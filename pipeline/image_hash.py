@@ -134,20 +134,22 @@ def _read(parts: Sequence[str | Path | pa.Table]) -> pa.Table:
 
 def image_components(
     parts: Parts, cfg: NearConfig, published: Parts = ()
-) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
-    """Images within cfg.image_hamming bits of another: their ids, component labels, and whether each comes
-    from `published` (hashes of an already published version)."""
+) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]:
+    """Images within cfg.image_hamming bits of another: their ids, component labels, whether each comes
+    from `published` (hashes of an already published version), and their pixel counts."""
     old, new = _read(published), _read(parts)
     table = pa.concat_tables([old, new])
     valid = np.flatnonzero(np.asarray(table.column(C.PHASH).is_valid()))
     hashes = np.asarray(table.column(C.PHASH).take(pa.array(valid)).cast(pa.uint64()))
     pairs = hamming_pairs(hashes, cfg.image_hamming)
     if len(pairs) == 0:
-        return pa.chunked_array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, bool)
+        empty = np.zeros(0, np.int64)
+        return pa.chunked_array([], pa.string()), empty, np.zeros(0, bool), empty
     nodes = np.unique(pairs)
     labels = components(len(nodes), np.searchsorted(nodes, pairs))
-    rows = valid[nodes]
-    return table.column(C.ID).take(pa.array(rows)), labels, rows < old.num_rows
+    rows = pa.array(valid[nodes])
+    lengths = np.asarray(table.column(C.NEAR_LENGTH).take(rows).fill_null(0))
+    return table.column(C.ID).take(rows), labels, valid[nodes] < old.num_rows, lengths
 
 
 def image_clusters(
@@ -157,22 +159,8 @@ def image_clusters(
 
     Hashes are 8 bytes a record, so all parts are read at once. `published` as in near_clusters.
     """
-    old, new = _read(published), _read(parts)
-    table = pa.concat_tables([old, new])
-    valid = np.flatnonzero(np.asarray(table.column(C.PHASH).is_valid()))
-    hashes = np.asarray(table.column(C.PHASH).take(pa.array(valid)).cast(pa.uint64()))
-    pairs = hamming_pairs(hashes, cfg.image_hamming)
-    if len(pairs) == 0:
+    ids, labels, old, lengths = image_components(parts, cfg, published)
+    if len(labels) == 0:
         return NEAR_CLUSTER_SCHEMA.empty_table()
-    nodes = np.unique(pairs)
-    labels = components(len(nodes), np.searchsorted(nodes, pairs))
-    rows = valid[nodes]
-    sub = table.take(pa.array(rows))
-    df = keep_policy(
-        sub.column(C.ID),
-        labels,
-        np.asarray(sub.column(C.NEAR_LENGTH).fill_null(0)),
-        quality,
-        rows < old.num_rows,
-    )
+    df = keep_policy(ids, labels, lengths, quality, old)
     return df.filter(~pl.col("_old")).drop("_old").to_arrow().cast(NEAR_CLUSTER_SCHEMA)

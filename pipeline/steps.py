@@ -5,6 +5,8 @@ as tasks; the single-stage CLI commands call these directly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -13,6 +15,9 @@ from pipeline.decide import decide
 from pipeline.runner import remove_orphans, run_global, run_stage_on_part
 from pipeline.workspace import INGEST, QUARANTINE, Workspace, read_json
 from schemas.config import CurateConfig
+
+if TYPE_CHECKING:
+    from pipeline.publish import PublishResult
 
 
 def prune_inputs(ws: Workspace, keep: Iterable[str]) -> list[str]:
@@ -66,3 +71,30 @@ def settle(ws: Workspace, cfg: CurateConfig) -> pa.Table:
     for stage in stages.global_steps(cfg):
         run_global(stage, ws, cfg)
     return decide(ws, cfg)
+
+
+@dataclass
+class LocalRun:
+    """What `run_local` did: the workspace, the decisions, the publish result, how many parts did work."""
+
+    workspace: Workspace
+    decisions: pa.Table
+    published: PublishResult
+    redone: int
+
+
+def run_local(cfg: CurateConfig) -> LocalRun:
+    """Every step of the flow in this process, in order, without Prefect (notebooks, tests, `curate dedup`):
+    ingest, admit ids, map stages, global steps, decide, publish."""
+    from pipeline.ingest import expand_source, ingest_input
+    from pipeline.publish import publish
+
+    ws = Workspace(cfg.workspace)
+    inputs = [inp for src in cfg.sources for inp in expand_source(src)]
+    for inp in inputs:
+        ingest_input(inp, cfg.ingest, ws)
+    prune_inputs(ws, [inp.key for inp in inputs])
+    admit(ws)
+    redone = run_map(ws, cfg)
+    decisions = settle(ws, cfg)
+    return LocalRun(ws, decisions, publish(ws, cfg), redone)

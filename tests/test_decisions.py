@@ -17,9 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import dedup_graph
-from pipeline.ingest import expand_source, ingest_input
-from pipeline.publish import publish
-from pipeline.steps import admit, prune_inputs, run_map, settle
+from pipeline.steps import run_local
 from pipeline.workspace import Workspace
 from schemas import columns as C
 from schemas.config import CurateConfig
@@ -30,15 +28,8 @@ import pool  # noqa: E402
 
 def run_core(cfg: CurateConfig) -> tuple[Workspace, pl.DataFrame, dict]:
     """Ingest, admit, every map stage, the global steps, decide and publish, on one process."""
-    ws = Workspace(cfg.workspace)
-    inputs = [inp for src in cfg.sources for inp in expand_source(src)]
-    for inp in inputs:
-        ingest_input(inp, cfg.ingest, ws)
-    prune_inputs(ws, [inp.key for inp in inputs])
-    admit(ws)
-    run_map(ws, cfg)
-    decisions = pl.from_arrow(settle(ws, cfg))
-    return ws, decisions, publish(ws, cfg).manifest
+    run = run_local(cfg)
+    return run.workspace, pl.from_arrow(run.decisions), run.published.manifest
 
 
 # --- the keeper kernel on random graphs ---------------------------------------------------------

@@ -29,9 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.catalog import ReadOnlyError, query
-from pipeline.ingest import expand_source, ingest_input
 from pipeline.publish import PublishError, publish
-from pipeline.steps import admit, prune_inputs, run_map, settle
+from pipeline.steps import run_local
 from pipeline.workspace import STAGING, Workspace
 from schemas.config import CurateConfig, load_config
 
@@ -110,15 +109,7 @@ def cc_small(cc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def core(cfg: CurateConfig) -> dict:
     """Every step in this process, as the single-stage commands run them (no Prefect); the manifest."""
-    ws = Workspace(cfg.workspace)
-    inputs = [inp for src in cfg.sources for inp in expand_source(src)]
-    for inp in inputs:
-        ingest_input(inp, cfg.ingest, ws)
-    prune_inputs(ws, [inp.key for inp in inputs])
-    admit(ws)
-    run_map(ws, cfg)
-    settle(ws, cfg)
-    return publish(ws, cfg).manifest
+    return run_local(cfg).published.manifest
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline.catalog import CatalogError, connect, query
-from pipeline.ingest import expand_source, ingest_input
-from pipeline.publish import publish
 from pipeline.sample import write_sample
-from pipeline.steps import admit, prune_inputs, run_map, settle
+from pipeline.steps import run_local
 from pipeline.workspace import Workspace
 from schemas import columns as C
 from schemas.config import CurateConfig, load_config
@@ -21,16 +19,8 @@ from schemas.config import CurateConfig, load_config
 
 def curate_core(cfg: CurateConfig) -> tuple[Workspace, dict, bool, int]:
     """Every stage in order on one process; returns the workspace, manifest, publish-skipped, parts redone."""
-    ws = Workspace(cfg.workspace)
-    inputs = [inp for src in cfg.sources for inp in expand_source(src)]
-    for inp in inputs:
-        ingest_input(inp, cfg.ingest, ws)
-    prune_inputs(ws, [inp.key for inp in inputs])
-    admit(ws)
-    redone = run_map(ws, cfg)
-    settle(ws, cfg)
-    res = publish(ws, cfg)
-    return ws, res.manifest, res.skipped, redone
+    run = run_local(cfg)
+    return run.workspace, run.published.manifest, run.published.skipped, run.redone
 
 
 @pytest.fixture()

@@ -62,7 +62,7 @@ def _components(kind: str, files: list[Path], published: list[Path], cfg: Curate
     from pipeline.image_hash import image_components
 
     if kind == "near_image":
-        ids, comp, old = image_components(files, cfg.near, published)
+        ids, comp, old, _ = image_components(files, cfg.near, published)
     else:
         t = cfg.near.threshold if kind == "near_text" else cfg.near.record_threshold
         sigs = lsh.SignatureSet([*published, *files])
