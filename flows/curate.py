@@ -80,7 +80,8 @@ def curate_flow(cfg: CurateConfig) -> dict:
     decide_task(ws, cfg)
     if cfg.stages.label:  # uncertain records go to humans; they stay out of the shards until labelled
         label_push_task(ws, cfg)
-        global_task("dedup", ws, cfg)  # a pushed record may now keep its group
+        for step in stages.global_steps(cfg):  # only those a push changed run again (freshness stamps)
+            global_task(step.name, ws, cfg)
         decide_task(ws, cfg)
     return publish_task(ws, cfg).manifest
 

@@ -9,6 +9,7 @@ and every reader of records (`admitted_filter`, `records_sql`) leaves them out.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,7 +41,7 @@ def find_duplicate_ids(ws: Workspace) -> pa.Table:
         path.unlink(missing_ok=True)
         return QUARANTINE_SCHEMA.empty_table()
     con = relations.connect()
-    scan = "read_parquet([" + ", ".join(relations.sql_str(f) for f in parts) + "], union_by_name = true) "
+    scan = relations.parquet_scan(parts)
     table = con.sql(
         f"""
         WITH r AS (SELECT {C.ID}, {C.SOURCE}, {C.SOURCE_FILE}, {C.SOURCE_ROW},
@@ -70,6 +71,13 @@ def excluded_rows(ws: Workspace) -> pa.Table:
     path = excluded_path(ws)
     if not path.exists():
         return pa.table({C.Q_FILE: pa.array([], pa.string()), C.Q_LINE: pa.array([], pa.int64())})
+    st = path.stat()
+    return _read_excluded(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_excluded(path: str, size: int, mtime_ns: int) -> pa.Table:
+    """Read once per version of the file: every stage of every part asks for it."""
     return pq.read_table(path, columns=[C.Q_FILE, C.Q_LINE])
 
 

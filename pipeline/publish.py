@@ -29,7 +29,6 @@ import xxhash
 from pipeline import relations, stages
 from pipeline.ingest import ingested_inputs
 from pipeline.runner import file_digest, stamp_of
-from pipeline.stages import STAGES, remove_orphans
 from pipeline.workspace import (
     DECISIONS,
     INGEST,
@@ -102,8 +101,6 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
     current = read_json(ws.manifest_path) if ws.manifest_path.exists() else None
     if current is not None and current.get("fingerprint") == fingerprint and _present(ws, current):
         return PublishResult(current, True)
-    for stage in STAGES:
-        remove_orphans(ws, stage)
     schema = published_schema()
     con = relations.connect()
     decisions = relations.parquet_scan([ws.global_path(DECISIONS)])

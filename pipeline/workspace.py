@@ -30,6 +30,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schemas import columns as C
+
 CONFIG_HASH_KEY = b"curate.config_hash"
 
 INGEST = "ingest"
@@ -236,6 +238,15 @@ def atomic_path(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def read_rows(files: list[Path], columns: list[str], ids: pa.Array | None = None) -> pa.Table:
+    """`columns` of the parquet `files`; only the rows whose `id` is in `ids` when given (read by batch)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset([str(f) for f in files], format="parquet")
+    return dataset.to_table(columns=columns, filter=None if ids is None else pc.field(C.ID).isin(ids))
 
 
 def write_parquet(table: pa.Table, path: Path, config_hash: str | None = None) -> Path:

@@ -81,11 +81,6 @@ def waves(cfg: CurateConfig) -> list[list[Stage]]:
     return out
 
 
-def stages_for(cfg: CurateConfig) -> list[Stage]:
-    """The map stages a config turns on, in run order."""
-    return [s for wave in waves(cfg) for s in wave]
-
-
 def global_steps(cfg: CurateConfig) -> list[Stage]:
     """The global steps a config turns on (near clusters, semantic pairs, the duplicate graph), in order."""
     return [s for s in enabled(cfg) if s.kind == "global" and s.global_fn is not None]

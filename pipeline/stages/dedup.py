@@ -16,14 +16,16 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline import dedup_graph, relations
+from pipeline.exact import exact_clusters
+from pipeline.stages.semantic import semantic_config
 from pipeline.stages.spec import Stage, Verdict
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, read_rows
 from schemas import columns as C
 from schemas.config import CurateConfig
+from schemas.record import EXACT_SCHEMA
 
 STATS_KEY = b"curate.stats"
 REASONS = {
@@ -45,12 +47,6 @@ DEDUP_SCHEMA = pa.schema(
 )
 
 
-def _gather(files: list[Path], ids: pa.Array, columns: list[str]) -> pa.Table:
-    """`columns` of the rows of `files` whose id is in `ids` (streamed, one batch at a time)."""
-    ds = pads.dataset([str(f) for f in files], format="parquet")
-    return ds.to_table(columns=columns, filter=pc.field(C.ID).isin(ids))
-
-
 def _index(node_ids: pl.Series, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Node index of each id (-1 where absent)."""
     lookup = pl.DataFrame({C.ID: node_ids, "n": np.arange(len(node_ids), dtype=np.int64)})
@@ -64,23 +60,16 @@ class _Links:
     """What the stages linked: exact groups, near clusters, semantic pairs, over one node index."""
 
     def __init__(self, ws: Workspace, cfg: CurateConfig) -> None:
-        con = relations.connect()
-        self.exact = (
-            con.sql(
-                f"""WITH h AS (SELECT {C.ID}, {C.CONTENT_HASH}
-                           FROM {relations.parquet_scan(ws.stage_files("exact"))}
-                           WHERE {C.CONTENT_HASH} IS NOT NULL),
-                g AS (SELECT {C.CONTENT_HASH}, min({C.ID}) AS rep FROM h GROUP BY 1 HAVING count(*) > 1)
-                SELECT h.{C.ID}, h.{C.CONTENT_HASH}, g.rep FROM h JOIN g USING ({C.CONTENT_HASH})"""
-            ).to_arrow_table()
-            if ws.stage_files("exact")
-            else pa.table(
-                {
-                    C.ID: pa.array([], pa.string()),
-                    C.CONTENT_HASH: pa.array([], pa.string()),
-                    "rep": pa.array([], pa.string()),
-                }
-            )
+        # exact groups: every member linked to the group's smallest id ("rep")
+        groups = exact_clusters(
+            relations.connect(), relations.parquet_scan(ws.stage_files("exact"), EXACT_SCHEMA)
+        )
+        self.exact = pa.table(
+            {
+                C.ID: groups[C.ID].cast(pa.string()),
+                C.EXACT_CLUSTER: groups[C.EXACT_CLUSTER].cast(pa.string()),
+                "rep": pc.coalesce(groups[C.EXACT_DUP_OF], groups[C.ID]).cast(pa.string()),
+            }
         )
         near_path = ws.global_path("near")
         self.near = (
@@ -140,7 +129,7 @@ def _attributes(ws: Workspace, cfg: CurateConfig, local: pl.Series) -> pl.DataFr
         con.sql(
             f"""SELECT n.{C.ID}, coalesce(({pre_decision_sql(cfg)}) <> '{C.DROP}', true) AS eligible,
                        coalesce(r.{C.HUMAN_DECISION} = '{C.KEEP}', false) AS human_keep,
-                       r.{C.QUALITY} AS quality,
+                       r.{C.QUALITY},
                        CASE r.{C.MODALITY}
                             WHEN '{C.IMAGE_MODALITY}' THEN coalesce(r.{C.WIDTH} * r.{C.HEIGHT}, 0)
                             WHEN '{C.RECORD_MODALITY}' THEN length(coalesce(r.{C.DATA}, ''))
@@ -158,63 +147,55 @@ class _Checker:
         self.cfg = cfg
         self.links = links
         n = links.n
-        local_ids = links.local.to_arrow()
-        self.hash = np.full(n, None, dtype=object)
-        idx = links.node(links.exact[C.ID])
-        self.hash[idx] = np.asarray(links.exact[C.CONTENT_HASH].to_pylist(), dtype=object)
+        self.exact_group = np.full(n, -1, np.int64)  # a node's exact group, named by its rep's node
+        self.exact_group[links.node(links.exact[C.ID])] = links.node(links.exact["rep"])
         self.sigs: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         self.phash: tuple[np.ndarray, np.ndarray] | None = None
         if cfg.stages.near and len(links.near):
-            from pipeline.stages.near import published_files
-
-            pub_ids = links.published.to_arrow()
             for kind, thr in (("near_text", cfg.near.threshold), ("near_record", cfg.near.record_threshold)):
-                mat, has = None, np.zeros(n, bool)
-                for files, ids, published in (
-                    (ws.stage_files(kind), local_ids, False),
-                    (published_files(cfg, kind), pub_ids, True),
-                ):
-                    t = _gather(files, ids, [C.ID, C.MINHASH]) if files and len(ids) else None
-                    if t is None or t.num_rows == 0:
-                        continue
-                    t = t.filter(pc.is_valid(t[C.MINHASH]))
+                if found := self._by_node(ws, kind, C.MINHASH):
                     from pipeline.lsh import signature_matrix
 
-                    sig = signature_matrix(t[C.MINHASH])
-                    if mat is None:
-                        mat = np.zeros((n, sig.shape[1]), np.uint32)
-                    rows = links.node(t[C.ID], published)
-                    mat[rows], has[rows] = sig, True
-                if mat is not None:
+                    sigs = [signature_matrix(values) for _, values in found]
+                    mat, has = np.zeros((n, sigs[0].shape[1]), np.uint32), np.zeros(n, bool)
+                    for (rows, _), sig in zip(found, sigs, strict=True):
+                        mat[rows], has[rows] = sig, True
                     self.sigs[kind] = (mat, has, thr)
-            ph, has = np.zeros(n, np.uint64), np.zeros(n, bool)
-            for files, ids, published in (
-                (ws.stage_files("near_image"), local_ids, False),
-                (published_files(cfg, "near_image"), pub_ids, True),
-            ):
-                t = _gather(files, ids, [C.ID, C.PHASH]) if files and len(ids) else None
-                if t is None or t.num_rows == 0:
-                    continue
-                t = t.filter(pc.is_valid(t[C.PHASH]))
-                rows = links.node(t[C.ID], published)
-                ph[rows], has[rows] = np.asarray(t[C.PHASH].cast(pa.uint64())), True
-            if has.any():
+            if found := self._by_node(ws, "near_image", C.PHASH):
+                ph, has = np.zeros(n, np.uint64), np.zeros(n, bool)
+                for rows, values in found:
+                    ph[rows], has[rows] = np.asarray(values.cast(pa.uint64())), True
                 self.phash = (ph, has)
         self.vectors: pa.Table | None = None
         self.means: dict | None = None
         if len(links.semantic):
             from pipeline.stages.semantic import semantic_stats, vectors_with_lang
 
-            self.vectors = vectors_with_lang(ws, ids=local_ids)
+            self.vectors = vectors_with_lang(ws, ids=links.local.to_arrow())
             # the centring means of the whole run, not of this subset of linked records
             self.means = semantic_stats(ws).get("means")
 
+    def _by_node(self, ws: Workspace, kind: str, column: str) -> list[tuple[np.ndarray, pa.ChunkedArray]]:
+        """(node rows, values) of `column` of the grouped records in a signature stage's files, local and
+        published; records with no signature left out."""
+        from pipeline.stages.near import published_files
+
+        found = []
+        for files, ids, published in (
+            (ws.stage_files(kind), self.links.local.to_arrow(), False),
+            (published_files(self.cfg, kind), self.links.published.to_arrow(), True),
+        ):
+            if files and len(ids):
+                t = read_rows(files, [C.ID, column], ids)
+                t = t.filter(pc.is_valid(t[column]))
+                if t.num_rows:
+                    found.append((self.links.node(t[C.ID], published), t[column]))
+        return found
+
     def __call__(self, members: np.ndarray, keepers: np.ndarray) -> np.ndarray:
         kind = np.zeros(len(members), np.int8)
-        hm, hk = self.hash[members], self.hash[keepers]
-        same = pc.fill_null(pc.equal(pa.array(hm, pa.string()), pa.array(hk, pa.string())), False)
-        same = np.asarray(same.to_numpy(zero_copy_only=False), bool)
-        kind[same] = dedup_graph.EXACT
+        group = self.exact_group[members]
+        kind[(group >= 0) & (group == self.exact_group[keepers])] = dedup_graph.EXACT
         todo = kind == 0
         for mat, has, thr in self.sigs.values():
             both = todo & has[members] & has[keepers]
@@ -235,7 +216,6 @@ class _Checker:
             local = todo & (members < self.links.n_local) & (keepers < self.links.n_local)
             if local.any():
                 from pipeline.semantic import semantic_similar
-                from pipeline.stages.semantic import semantic_config
 
                 i = np.flatnonzero(local)
                 names = self.links.local
@@ -277,7 +257,7 @@ def dedup_step(root: Path, cfg: CurateConfig) -> pa.Table:
     order = (
         attrs.with_row_index("node")
         .sort(
-            ["human_keep", "quality", "length", C.ID], descending=[True, True, True, False], nulls_last=True
+            ["human_keep", C.QUALITY, "length", C.ID], descending=[True, True, True, False], nulls_last=True
         )["node"]
         .to_numpy()
     )
@@ -298,7 +278,7 @@ def dedup_step(root: Path, cfg: CurateConfig) -> pa.Table:
     ex = pl.DataFrame(
         {
             C.ID: pl.Series(links.exact[C.ID], dtype=pl.String),
-            C.EXACT_CLUSTER: pl.Series(links.exact[C.CONTENT_HASH], dtype=pl.String),
+            C.EXACT_CLUSTER: pl.Series(links.exact[C.EXACT_CLUSTER], dtype=pl.String),
         }
     )
     nr = pl.DataFrame(
@@ -325,12 +305,16 @@ def dedup_step(root: Path, cfg: CurateConfig) -> pa.Table:
         "groups": int(len(np.unique(group[group >= 0]))),
         "dropped": {REASONS[k]: int((kind[loc] == k).sum()) for k in REASONS},
         "released_by_keeper_check": int(released),
-        "groups_without_keeper": int(
-            len(np.unique(group[loc][(group[loc] >= 0) & ~eligible[group[loc].clip(0)]]))
-        ),
+        "groups_without_keeper": int((~eligible[np.unique(group[group >= 0])]).sum()),
     }
     table = out.select(DEDUP_SCHEMA.names).to_arrow().cast(DEDUP_SCHEMA)
     return table.replace_schema_metadata({STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
+
+
+def _pre_decision(cfg: CurateConfig) -> str:
+    from pipeline.stages import pre_decision_sql  # the registry lists this stage: import when called
+
+    return pre_decision_sql(cfg)
 
 
 def dedup_stats(ws: Workspace) -> dict:
@@ -349,13 +333,10 @@ STAGE = Stage(
     writes=DEDUP_SCHEMA,
     settings=lambda cfg: {
         "near": cfg.near.model_dump(include={"threshold", "record_threshold", "image_hamming"}),
-        "semantic": cfg.semantic.for_embedder(cfg.embed.embedder).model_dump(),
+        "semantic": semantic_config(cfg).model_dump(),
         "stages": cfg.stages.model_dump(include={"near", "embed", "semantic"}),
-        "policy": {
-            "lang": cfg.lang.model_dump(include={"keep", "min_score"}),
-            "pii": cfg.pii.action,
-            "quality": cfg.quality.drop_below if cfg.quality.model_dir else None,
-        },
+        # who may keep a group follows every other verdict: their SQL carries all their settings
+        "eligible": _pre_decision(cfg),
     },
     global_fn=dedup_step,
     carried=(C.EXACT_CLUSTER, C.NEAR_CLUSTER, C.SEMANTIC_CLUSTER, C.DUP_GROUP),

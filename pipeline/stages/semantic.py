@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.stages.spec import Stage
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, read_rows
 from schemas import columns as C
 from schemas.config import CurateConfig
 from schemas.embed import SemanticConfig
@@ -26,17 +26,6 @@ PAIRS_SCHEMA = pa.schema(
 )
 
 
-def _read(files: list[Path], columns: list[str], ids: pa.Array | None) -> pa.Table:
-    import pyarrow.compute as pc
-    import pyarrow.dataset as pads
-
-    if ids is None:
-        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
-    return pads.dataset([str(f) for f in files], format="parquet").to_table(
-        columns=columns, filter=pc.field(C.ID).isin(ids)
-    )
-
-
 def vectors_with_lang(ws: Workspace, ids: pa.Array | None = None) -> pa.Table:
     """`id`, `embedding`, `lang`, `lang_score` of every embedded record (or of `ids`); language null where
     unknown."""
@@ -45,11 +34,11 @@ def vectors_with_lang(ws: Workspace, ids: pa.Array | None = None) -> pa.Table:
     from pipeline.semantic import read_vectors
 
     files = ws.stage_files("embed")
-    vectors = read_vectors(files) if ids is None or not files else _read(files, [C.ID, C.EMBEDDING], ids)
+    vectors = read_vectors(files) if ids is None or not files else read_rows(files, [C.ID, C.EMBEDDING], ids)
     vectors = vectors.filter(vectors[C.EMBEDDING].is_valid())
     lang_files = ws.stage_files("lang")
     if lang_files:
-        langs = _read(lang_files, [C.ID, C.LANG, C.LANG_SCORE], ids)
+        langs = read_rows(lang_files, [C.ID, C.LANG, C.LANG_SCORE], ids)
         joined = pl.from_arrow(vectors.select([C.ID])).join(
             pl.from_arrow(langs), on=C.ID, how="left", maintain_order="left"
         )
