@@ -16,6 +16,7 @@ DUP_REASONS = (C.REASON_EXACT_DUP, C.REASON_NEAR_DUP, C.REASON_SEMANTIC_DUP)
 MIN_GROUP = 20  # smaller groups are too small to call a skew
 MIN_SHARE = 0.2  # a reason must take at least this share of a group ...
 MIN_RATIO = 2.0  # ... and at least this many times its share of the other groups
+SHORT_HINT = {"too_few_words", "punct_lines", "no_stopwords", "mean_word_length", "symbol_ratio"}
 
 
 def label_sql(cfg: CurateConfig) -> str | None:
@@ -62,16 +63,20 @@ def _counts(con: duckdb.DuckDBPyConnection, rel: str, key: str) -> dict[str, Any
 def skews(groups: dict[str, Any], by: str) -> list[dict[str, Any]]:
     """Reasons (duplicates aside) that take a far larger share of one group than of the others."""
     total = sum(g["records"] for g in groups.values())
-    reasons = {r for g in groups.values() for r in g["by_reason"] if r not in DUP_REASONS}
+    by_reason: dict[str, int] = {}  # totals, so each group's "rest" is one subtraction
+    for g in groups.values():
+        for r, n in g["by_reason"].items():
+            if r not in DUP_REASONS:
+                by_reason[r] = by_reason.get(r, 0) + n
+    reasons = sorted(by_reason)
     found = []
     for value, g in groups.items():
         rest = total - g["records"]
         if g["records"] < MIN_GROUP or rest < MIN_GROUP:
             continue
-        for r in sorted(reasons):
+        for r in reasons:
             n = g["by_reason"].get(r, 0)
-            others = sum(h["by_reason"].get(r, 0) for v, h in groups.items() if v != value)
-            share, share_rest = n / g["records"], others / rest
+            share, share_rest = n / g["records"], (by_reason[r] - n) / rest
             if share >= MIN_SHARE and share >= MIN_RATIO * share_rest:
                 found.append(
                     {"by": by, "value": value, "reason": r, "records": g["records"],
@@ -148,6 +153,3 @@ def summary_lines(manifest: dict[str, Any], max_groups: int = 10) -> list[str]:
             + (' — for short texts try [rules.text] preset = "short"' if k["reason"] in SHORT_HINT else "")
         )
     return lines
-
-
-SHORT_HINT = {"too_few_words", "punct_lines", "no_stopwords", "mean_word_length", "symbol_ratio"}
