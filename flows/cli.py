@@ -487,6 +487,8 @@ SUBAPPS = [
     ("labeling.cli", "label_app", "label", "Human labelling: push queues, pull labels, simulate."),
 ]
 COMMANDS = [("pipeline.dedup_cli", "dedup")]
+# Modules that add commands to the app or to a sub-app (e.g. `@label_app.command("check")`) when imported.
+EXTENSIONS: list[str] = []
 
 
 def _mount() -> None:
@@ -500,6 +502,9 @@ def _mount() -> None:
             mod = importlib.import_module(module)
             if hasattr(mod, attr):
                 app.command(name=attr)(getattr(mod, attr))
+    for module in EXTENSIONS:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
 
 
 def main() -> None:
