@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from pipeline import relations, stages
+from pipeline import relations, stages, versions
 from pipeline.workspace import (
     DECISIONS,
     QUARANTINE,
@@ -68,6 +68,7 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
     for view, files in stages.views(ws).items():  # per-stage views: embeddings, duplicates, pairs ...
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM {scan(files)}")
     _shard_views(con, ws)
+    versions.register_views(con, ws)  # shards_v<N>, decisions_v<N>, versions
     for view, fname in OPTIONAL_VIEWS.items():
         if (ws.root / fname).exists():
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM {scan([ws.root / fname])}")

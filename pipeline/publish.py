@@ -47,6 +47,7 @@ from schemas.config import CurateConfig, config_hash
 from schemas.record import QUARANTINE_SCHEMA
 
 MANIFEST_FORMAT = "curate-manifest/1"
+DECISIONS_SNAPSHOT = "decisions.parquet"  # each version keeps the decisions it applied
 
 
 class PublishError(WorkspaceError):
@@ -122,6 +123,7 @@ def publish(ws: Workspace, cfg: CurateConfig) -> PublishResult:
         manifest = _manifest(ws, cfg, con, decisions, schema, shards, fingerprint)
         manifest["version"] = version
         _check(staged, manifest)
+        _write_durable(staged / DECISIONS_SNAPSHOT, ws.global_path(DECISIONS).read_bytes())  # curate diff
         _commit(ws, staged, manifest, version)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
