@@ -337,22 +337,18 @@ def sql(
 
 
 def _print_table(table, format: str, limit: int) -> None:  # type: ignore[no-untyped-def]
+    """Print a query result: csv (nested columns as JSON text, bytes as hex), JSON lines, or a table."""
     import json
 
     import pyarrow.csv as pacsv
 
     if format == "csv":
-        pacsv.write_csv(table, sys.stdout.buffer)
+        pacsv.write_csv(_flat(table), sys.stdout.buffer)
         return
     rows = table.to_pylist()
     if format == "json":
         for r in rows:
-            sys.stdout.write(
-                json.dumps(
-                    r, default=lambda v: v.hex() if isinstance(v, bytes) else str(v), ensure_ascii=False
-                )
-                + "\n"
-            )
+            sys.stdout.write(json.dumps(r, default=_json_default, ensure_ascii=False) + "\n")
         return
     from rich.table import Table
 
@@ -366,12 +362,48 @@ def _print_table(table, format: str, limit: int) -> None:  # type: ignore[no-unt
         console.print(f"({len(rows)} rows, {limit} shown; --limit or --format csv for all)")
 
 
+def _json_default(v: object) -> object:
+    """JSON for values json.dumps does not know: bytes as hex, dates/decimals/uuids as text, map pairs."""
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+def _flat(table):  # type: ignore[no-untyped-def]
+    """The table with list, struct and map columns as JSON text and binary columns as hex (CSV-writable)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for field, col in zip(table.schema, table.columns, strict=True):
+        t = field.type
+        if pa.types.is_nested(t):
+            vals = [None if v is None else json.dumps(v, default=_json_default, ensure_ascii=False)
+                    for v in col.to_pylist()]  # fmt: skip
+            col = pa.array(vals, pa.string())
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            col = pa.array([None if v is None else v.hex() for v in col.to_pylist()], pa.string())
+        elif pa.types.is_dictionary(t):
+            col = pc.cast(col, t.value_type)
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
 def _cell(v: object) -> str:
+    """A table cell: ∅ for null, <N bytes> for binary, lists and structs as JSON, long text cut at 200."""
+    import json
+
     if v is None:
         return "∅"
     if isinstance(v, bytes):
         return f"<{len(v)} bytes>"
-    s = str(v)
+    if isinstance(v, list | dict | tuple):
+        s = json.dumps(v, default=lambda x: f"<{len(x)} bytes>" if isinstance(x, bytes) else str(x),
+                       ensure_ascii=False)  # fmt: skip
+    else:
+        s = str(v)
     return s if len(s) <= 200 else s[:197] + "..."
 
 
@@ -488,7 +520,7 @@ SUBAPPS = [
 ]
 COMMANDS = [("pipeline.dedup_cli", "dedup")]
 # Modules that add commands to the app or to a sub-app (e.g. `@label_app.command("check")`) when imported.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["flows.research_cli"]
 
 
 def _mount() -> None:

@@ -21,7 +21,7 @@ import pyarrow.dataset as pads
 
 from pipeline import relations
 from pipeline.publish import DECISIONS_SNAPSHOT
-from pipeline.workspace import MANIFEST, Workspace, WorkspaceError, read_json
+from pipeline.workspace import INGEST, MANIFEST, Workspace, WorkspaceError, read_json
 from schemas import columns as C
 
 
@@ -244,13 +244,17 @@ def diff(ws: Workspace, a: str | int, b: str | int, show: int = 0) -> dict[str, 
         "removed_by_reason": by_reason["removed"],
         "snapshots": {"a": va.decisions_file is not None, "b": vb.decisions_file is not None},
     }
-    if show > 0:
-        excerpt = f"left(coalesce(sb.{C.TEXT}, sa.{C.TEXT}, sb.{C.DATA}, sa.{C.DATA}), 120)"
+    if show > 0:  # text from the shards, else from the ingested record (dropped records are in no shard)
+        ingested = relations.parquet_scan(ws.stage_files(INGEST))
+        con.execute(f"CREATE TEMP VIEW ing AS SELECT {C.ID}, {C.TEXT}, {C.DATA} FROM {ingested}")
+        texts = f"sb.{C.TEXT}, sa.{C.TEXT}, sb.{C.DATA}, sa.{C.DATA}, ing.{C.TEXT}, ing.{C.DATA}"
+        excerpt = f"regexp_replace(left(coalesce({texts}), 120), '\\s+', ' ', 'g')"
         out["examples"] = {}
         for k, w in categories.items():
             rows = con.execute(
                 f"""SELECT j.{C.ID}, j.{C.SOURCE}, decision_a, reason_a, decision_b, reason_b, {excerpt}
                     FROM j LEFT JOIN sa ON sa.{C.ID} = j.{C.ID} LEFT JOIN sb ON sb.{C.ID} = j.{C.ID}
+                    LEFT JOIN ing ON ing.{C.ID} = j.{C.ID}
                     WHERE {w} ORDER BY j.{C.ID} LIMIT {int(show)}"""
             ).fetchall()
             out["examples"][k] = [
