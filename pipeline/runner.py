@@ -6,7 +6,11 @@ downstream of it, and a re-run after any change gives the same outputs as a fres
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,24 +94,66 @@ def _write(stage: Stage, table: pa.Table, out: Path, settings_hash: str, stamp: 
         stage.writer(table, out)
 
 
+@dataclass
+class StageRun:
+    """One map stage on one part: whether it did work, and the wall and CPU seconds it took."""
+
+    stage: str
+    part: str
+    done: bool
+    wall_s: float
+    cpu_s: float
+    pid: int = field(default_factory=os.getpid)  # the process that ran it
+
+
+def run_part(stages: Sequence[Stage], ws: Workspace, part: str, cfg: CurateConfig) -> list[StageRun]:
+    """Run map stages (in run order) on one part, each unless its output is current.
+
+    The part is read and admitted once for all of them, and a stage reads the columns of an earlier stage
+    that ran in the same call from memory, not from its file.
+    """
+    runs: list[StageRun] = []
+    base: pa.Table | None = None
+    made: dict[str, pa.Table] = {}
+    for stage in stages:
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = ws.part_path(stage.name, part)
+        stamp = map_stamp(stage, ws, part, cfg)
+        if is_current(out, stamp):
+            runs.append(StageRun(stage.name, part, False, time.perf_counter() - t0, time.process_time() - c0))
+            continue
+        if base is None:
+            base = _read_part(ws, part, [c for s in stages for c in s.reads])
+        batch = base.select([c for c in dict.fromkeys(stage.reads) if c in base.column_names])
+        for name, after_cols in stage.after:
+            if name in made:
+                other = made[name].select([C.ID, *after_cols])
+            elif ws.part_path(name, part).exists():  # an earlier stage that is off leaves the columns out
+                other = pq.read_table(ws.part_path(name, part), columns=[C.ID, *after_cols])
+            else:
+                continue
+            batch = _add_columns(batch, other, list(after_cols))
+        if stage.modality is not None:
+            batch = batch.filter(pc.equal(batch[C.MODALITY], stage.modality))
+        assert stage.map_fn is not None
+        table = stage.map_fn(batch, cfg, ws.root)
+        _write(stage, table, out, config_hash(stage.settings(cfg)), stamp)
+        if stage.writer is None:
+            made[stage.name] = table
+        runs.append(StageRun(stage.name, part, True, time.perf_counter() - t0, time.process_time() - c0))
+    return runs
+
+
+def _read_part(ws: Workspace, part: str, reads: list[str]) -> pa.Table:
+    """The admitted rows of one ingest part: the columns `reads` (rows left out for a repeated id dropped)."""
+    cols = list(dict.fromkeys([*reads, C.SOURCE_FILE, C.SOURCE_ROW]))
+    batch = admitted_filter(pq.read_table(ws.part_path(INGEST, part), columns=cols), excluded_rows(ws))
+    return batch.drop_columns([c for c in (C.SOURCE_FILE, C.SOURCE_ROW) if c not in reads])
+
+
 def run_stage_on_part(stage: Stage, ws: Workspace, part: str, cfg: CurateConfig) -> bool:
     """Run one map stage on one part unless its output is current; True when work was done."""
-    out = ws.part_path(stage.name, part)
-    stamp = map_stamp(stage, ws, part, cfg)
-    if is_current(out, stamp):
-        return False
-    cols = list(dict.fromkeys([*stage.reads, C.SOURCE_FILE, C.SOURCE_ROW]))
-    batch = admitted_filter(pq.read_table(ws.part_path(INGEST, part), columns=cols), excluded_rows(ws))
-    batch = batch.drop_columns([c for c in (C.SOURCE_FILE, C.SOURCE_ROW) if c not in stage.reads])
-    for name, after_cols in stage.after:
-        other = ws.part_path(name, part)
-        if other.exists():  # an earlier stage that is off leaves the columns out: the stage copes
-            batch = _add_columns(batch, pq.read_table(other, columns=[C.ID, *after_cols]), list(after_cols))
-    if stage.modality is not None:
-        batch = batch.filter(pc.equal(batch[C.MODALITY], stage.modality))
-    assert stage.map_fn is not None
-    _write(stage, stage.map_fn(batch, cfg, ws.root), out, config_hash(stage.settings(cfg)), stamp)
-    return True
+    return run_part([stage], ws, part, cfg)[0].done
 
 
 def _add_columns(batch: pa.Table, other: pa.Table, cols: list[str]) -> pa.Table:

@@ -4,7 +4,9 @@ as tasks; the single-stage CLI commands call these directly."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,12 +14,14 @@ import pyarrow as pa
 
 from pipeline import ids, stages
 from pipeline.decide import decide
-from pipeline.runner import remove_orphans, run_global, run_stage_on_part
-from pipeline.workspace import INGEST, QUARANTINE, Workspace, read_json
+from pipeline.runner import StageRun, remove_orphans, run_global
+from pipeline.workspace import INGEST, QUARANTINE, Workspace, read_json, write_json
 from schemas.config import CurateConfig
 
 if TYPE_CHECKING:
     from pipeline.publish import PublishResult
+
+TIMINGS = "timings.json"
 
 
 def prune_inputs(ws: Workspace, keep: Iterable[str]) -> list[str]:
@@ -54,15 +58,13 @@ def run_map(
     cfg: CurateConfig,
     names: Iterable[str] | None = None,
     progress: Callable[[list, str], Iterable] = lambda items, label: items,
+    workers: int | None = None,
 ) -> int:
-    """Run the map stages a config turns on (or just `names`) over every part; how many parts did work."""
-    want = set(names) if names is not None else None
-    done = 0
-    for wave in stages.waves(cfg):
-        for stage in wave:
-            if want is None or stage.name in want:
-                done += sum(run_stage_on_part(stage, ws, p, cfg) for p in progress(ws.parts(), stage.name))
-    return done
+    """Run the map stages a config turns on (or just `names`) over every part, the parts in worker
+    processes (`[flow] max_workers`); how many stage runs did work."""
+    from pipeline.pool import run_parts
+
+    return sum(r.done for r in run_parts(ws, cfg, ws.parts(), names, workers, progress))
 
 
 def settle(ws: Workspace, cfg: CurateConfig) -> pa.Table:
@@ -84,17 +86,72 @@ class LocalRun:
 
 
 def run_local(cfg: CurateConfig) -> LocalRun:
-    """Every step of the flow in this process, in order, without Prefect (notebooks, tests, `curate dedup`):
-    ingest, admit ids, map stages, global steps, decide, publish."""
-    from pipeline.ingest import expand_source, ingest_input
+    """Every step of the flow in this process and its worker processes, in order, without Prefect
+    (notebooks, tests, benchmarks): ingest, admit ids, map stages, global steps, decide, publish."""
+    from pipeline.ingest import expand_source
+    from pipeline.pool import ingest_all, run_parts, workers_for
     from pipeline.publish import publish
 
-    ws = Workspace(cfg.workspace)
+    ws, clock = Workspace(cfg.workspace), Timings()
     inputs = [inp for src in cfg.sources for inp in expand_source(src)]
-    for inp in inputs:
-        ingest_input(inp, cfg.ingest, ws)
-    prune_inputs(ws, [inp.key for inp in inputs])
-    admit(ws)
-    redone = run_map(ws, cfg)
-    decisions = settle(ws, cfg)
-    return LocalRun(ws, decisions, publish(ws, cfg), redone)
+    with clock.timed("ingest"):
+        ingest_all(inputs, cfg.ingest, ws, workers_for(cfg))
+    with clock.timed("admit"):
+        prune_inputs(ws, [inp.key for inp in inputs])
+        admit(ws)
+    runs = run_parts(ws, cfg, ws.parts())
+    clock.add_runs(runs)
+    for stage in stages.global_steps(cfg):
+        with clock.timed(stage.name):
+            run_global(stage, ws, cfg)
+    with clock.timed("decide"):
+        decisions = decide(ws, cfg)
+    with clock.timed("publish"):
+        published = publish(ws, cfg)
+    clock.write(ws)
+    return LocalRun(ws, decisions, published, sum(r.done for r in runs))
+
+
+class Timings:
+    """Wall and CPU seconds per stage or step of a run, written to `<ws>/timings.json` at its end.
+
+    A map stage's figures are summed over its parts (they ran in the worker processes); a step's are the
+    main process's (`curate run` adds the Prefect start-up it waited for before the flow began).
+    """
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.stages: dict[str, dict[str, float]] = {}
+        self.pids: set[int] = set()
+
+    def add(self, name: str, wall_s: float, cpu_s: float) -> None:
+        """Add seconds to a stage's totals."""
+        entry = self.stages.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+        entry["wall_s"] += wall_s
+        entry["cpu_s"] += cpu_s
+
+    def add_runs(self, runs: Iterable[StageRun]) -> None:
+        """Add what the map stages' runs on parts took."""
+        for r in runs:
+            self.add(r.stage, r.wall_s, r.cpu_s)
+            self.pids.add(r.pid)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Time a step that runs in this process."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0, time.process_time() - c0)
+
+    def write(self, ws: Workspace) -> dict:
+        """Write `<ws>/timings.json` and return what it holds."""
+        out = {
+            "started_at": self.started,
+            "wall_s": time.time() - self.started,
+            "stages": self.stages,
+            "worker_pids": sorted(self.pids),  # the processes that ran the map stages
+        }
+        write_json(out, ws.root / TIMINGS)
+        return out

@@ -53,7 +53,7 @@ def test_flow_on_commoncrawl(flow_mod, cc_dir: Path, tmp_path: Path) -> None:  #
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs()
     names = {r.name.split("-")[0] for r in runs}
-    assert {"ingest", "stage", "decide", "publish"} <= names
+    assert {"ingest", "part", "decide", "publish"} <= names
     assert sum(1 for r in runs if r.name.startswith("ingest")) >= 3  # one task per input file
 
 

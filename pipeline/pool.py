@@ -1,0 +1,132 @@
+"""Worker processes for the per-part work (ingest of a file, the map stages of a part).
+
+The kernels hold the GIL for part of their time, so threads leave the second core idle: the parts go to a
+pool of processes instead. The pool is started once per process (forkserver: workers fork from a clean
+server that has already imported the stages, so a worker starts in milliseconds and loads each model once)
+and reused by every later call. A worker dies with the process that started it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+from pipeline import stages as registry
+from pipeline.ingest import IngestResult, InputFile, ingest_input
+from pipeline.runner import StageRun, run_part
+from pipeline.workspace import Workspace
+from schemas.config import CurateConfig, IngestConfig
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+PRELOAD = ["pipeline.pool"]
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent (the forkserver) goes, so a killed run leaves none."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _init_worker(threads: int) -> None:
+    _die_with_parent()
+    # two workers on two cores: each library's own thread pool gets its share, not every core
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false" if threads == 1 else "true")
+
+
+def workers_for(cfg: CurateConfig) -> int:
+    """How many worker processes a run uses: `[flow] max_workers`, at most the machine's cores."""
+    return max(1, min(cfg.flow.max_workers, os.cpu_count() or 1))
+
+
+def pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of this process with `workers` workers (started on first use, then reused)."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or workers != _POOL_SIZE:
+            if _POOL is not None:
+                _POOL.shutdown(wait=True)
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            _POOL = ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+            )
+            _POOL_SIZE = workers
+        return _POOL
+
+
+def close_pool() -> None:
+    """Stop the worker processes (they are started again on the next use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=True, cancel_futures=True)
+            _POOL = None
+
+
+atexit.register(close_pool)
+
+
+def part_job(root: str, part: str, cfg: CurateConfig, names: Sequence[str]) -> list[StageRun]:
+    """Run the named map stages on one part of the workspace at `root` (in a worker or in-process)."""
+    return run_part([registry.STAGES[n] for n in names], Workspace(root), part, cfg)
+
+
+def ingest_job(inp: InputFile, cfg: IngestConfig, root: str) -> IngestResult:
+    """Ingest one input file into the workspace at `root` (in a worker or in-process)."""
+    return ingest_input(inp, cfg, Workspace(root))
+
+
+def map_stage_names(cfg: CurateConfig, names: Iterable[str] | None = None) -> list[str]:
+    """The map stages a config turns on (or just `names` of them), in run order."""
+    want = set(names) if names is not None else None
+    return [s.name for wave in registry.waves(cfg) for s in wave if want is None or s.name in want]
+
+
+def submit(fn: Callable, *args: object, workers: int) -> Future:
+    """Run `fn(*args)` in the pool (or here, at once, when `workers` is 1)."""
+    if workers <= 1:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001  # handed to the caller, as the pool would
+            f.set_exception(exc)
+        return f
+    return pool(workers).submit(fn, *args)
+
+
+def run_parts(
+    ws: Workspace,
+    cfg: CurateConfig,
+    parts: Sequence[str],
+    names: Iterable[str] | None = None,
+    workers: int | None = None,
+    progress: Callable[[list, str], Iterable] = lambda items, label: items,
+) -> list[StageRun]:
+    """Run the map stages on every part, `workers` parts at a time; every stage run, in part order."""
+    order = map_stage_names(cfg, names)
+    n = workers_for(cfg) if workers is None else workers
+    futures = [submit(part_job, str(ws.root), p, cfg, order, workers=n) for p in parts]
+    return [run for f in progress(futures, ", ".join(order)) for run in f.result()]
+
+
+def ingest_all(
+    inputs: Sequence[InputFile], cfg: IngestConfig, ws: Workspace, workers: int
+) -> list[IngestResult]:
+    """Ingest every input file, `workers` files at a time; results in input order."""
+    futures = [submit(ingest_job, inp, cfg, str(Path(ws.root)), workers=workers) for inp in inputs]
+    return [f.result() for f in futures]
