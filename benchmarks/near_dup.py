@@ -9,7 +9,10 @@ Accuracy: pairwise precision / recall / F1 of "same cluster" against ground trut
 shingles (normalised as ours, shingled in Python), the same num_perm, threshold and bands, and their
 LSH candidates are verified with their own Jaccard estimate, as ours are.
 Speed: documents per CPU-second (user+sys; the machine has 2 cores) for signatures + LSH + clusters,
-each implementation in its own process on the same corpus, with its peak RSS.
+each implementation in its own process on the same corpus, with its peak RSS (the kernel ratio). Then the
+whole-process ratio: `curate dedup` on the corpus as a JSONL.gz file against a plain rensa script doing
+the same job (read the file, exact hashes, shingles, MinHash, LSH, clusters, write Parquet: `rensa-job`),
+each a subprocess from the file on disk, CPU-s of the process tree and wall (--process-max, --only-process).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 DATA = ROOT.parent / "shared" / "data"
 
 _SEP = re.compile(r"[\W_]+")
@@ -595,6 +598,98 @@ def contingency_scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, floa
     return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
 
 
+def rensa_job(src: Path, out: Path, ngram: int, threshold: float, num_perm: int, bands: int) -> None:
+    """What `curate dedup` does, as a plain script on rensa: read the JSONL.gz, hash the normalised text
+    (exact copies), shingle, MinHash, LSH, verify candidates, cluster, write id / content_hash /
+    exact_cluster / near_cluster / dup_of to Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import xxhash
+
+    ids, texts = [], []
+    with gzip.open(src, "rt", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            ids.append(str(r["id"]))
+            texts.append(r["text"])
+    norm = [" ".join(py_tokens(t)) for t in texts]
+    hashes = [xxhash.xxh3_128_hexdigest(x) if x else None for x in norm]
+    first: dict[str, int] = {}
+    exact_of = [first.setdefault(h, i) if h is not None else i for i, h in enumerate(hashes)]
+    uniq = [i for i in range(len(ids)) if exact_of[i] == i]  # near-dups among distinct texts only
+    labels_u = clusters_rensa([py_shingles(texts[i], ngram) for i in uniq], threshold, num_perm, bands)
+    label = {i: uniq[lab] for i, lab in zip(uniq, labels_u, strict=True)}
+    near = [label[exact_of[i]] for i in range(len(ids))]
+    size: dict[int, int] = {}
+    for c in near:
+        size[c] = size.get(c, 0) + 1
+    exact_n: dict[int, int] = {}
+    for e in exact_of:
+        exact_n[e] = exact_n.get(e, 0) + 1
+    pq.write_table(
+        pa.table(
+            {
+                "id": ids,
+                "content_hash": hashes,
+                "exact_cluster": [hashes[e] if exact_n[e] > 1 else None for e in exact_of],
+                "near_cluster": [ids[c] if size[c] > 1 else None for c in near],
+                "dup_of": [ids[c] if c != i else None for i, c in enumerate(near)],
+            }
+        ),
+        out,
+    )
+
+
+def whole_process(corpus: Path, n: int, args: argparse.Namespace, bands: int) -> None:
+    """`curate dedup` on a JSONL.gz file against the plain rensa script (rensa_job), each a subprocess from
+    the file on disk; print both CPU-s (the process tree's, after wait), wall, peak RSS and the ratios."""
+    import polars as pl
+    from end_to_end import load, measure
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / f"corpus-{n}.jsonl.gz"
+        buf = __import__("io").BytesIO()
+        pl.read_parquet(corpus, columns=["id", "text"]).write_ndjson(buf)
+        truth = pl.read_parquet(corpus, columns=["id", "group"])
+        src.write_bytes(gzip.compress(buf.getvalue(), compresslevel=1))
+        curate = ROOT / ".venv" / "bin" / "curate"
+        opts = ["--ngram", str(args.ngram), "--threshold", str(args.threshold), "--num-perm"]
+        outs = {"curate dedup": Path(tmp) / "curate.parquet", "rensa script": Path(tmp) / "rensa.parquet"}
+        cmds = {
+            "curate dedup": [
+                str(curate), "dedup", str(src), "--out", str(outs["curate dedup"]), *opts, str(args.num_perm)
+            ],
+            "rensa script": [
+                sys.executable, __file__, "rensa-job", str(src), str(Path(tmp) / "rensa.parquet"),
+                str(args.ngram), str(args.threshold), str(args.num_perm), str(bands),
+            ],
+        }  # fmt: skip
+        res = {}
+        for name, cmd in cmds.items():
+            runs = []
+            for _ in range(args.repeat if n <= args.repeat_max else 1):
+                m = measure(cmd, {**os.environ, "HF_HUB_OFFLINE": "1"}, Path(tmp) / "log.txt")
+                if m.rc != 0:
+                    print(f"  {name} failed (exit {m.rc}):\n" + (Path(tmp) / "log.txt").read_text()[-2000:])
+                    return
+                runs.append(m)
+            res[name] = m = min(runs, key=lambda x: x.cpu_s)
+            bare = [pl.col(c).str.split("/").list.last() for c in ("id", "dup_of")]  # curate: source/id
+            dups = pl.read_parquet(outs[name]).with_columns(bare).join(truth, on="id")
+            labels = dups.select(pl.coalesce("dup_of", "id")).to_series().to_numpy()
+            prec, rec, f1 = contingency_scores(labels, dups["group"].to_numpy())
+            print(
+                f"{name:<13} {n:>8} {m.wall_s:>8.1f} {m.cpu_s:>7.1f} {n / m.wall_s:>12.0f} "
+                f"{n / m.cpu_s:>11.0f} {m.peak_rss_mb:>12.0f}  {dups['dup_of'].drop_nulls().len():<6} "
+                f"{prec:.3f}  {rec:.3f}  {f1:.3f}  load {m.load_before} -> {m.load_after}"
+            )
+        c, r = res["curate dedup"], res["rensa script"]
+        print(
+            f"  whole process, curate dedup / rensa script at {n}: {r.cpu_s / c.cpu_s:.2f}x per CPU-second, "
+            f"{r.wall_s / c.wall_s:.2f}x wall (load now {load()})"
+        )
+
+
 SINGLE_THREAD = {
     "POLARS_MAX_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -616,7 +711,7 @@ def speed(args: argparse.Namespace) -> None:
             build_corpus(n, corpus, part_rows=args.part_rows)
             res = {}
             for impl in ("ours", "rensa", "datasketch"):
-                if impl != "ours" and n > args.peers_max:
+                if args.only_process or (impl != "ours" and n > args.peers_max):
                     continue
                 cmd = [
                     sys.executable,
@@ -645,9 +740,11 @@ def speed(args: argparse.Namespace) -> None:
                 if peer in res:
                     o, p = res["ours"], res[peer]
                     print(
-                        f"  ours / {peer} at {n}: {p['cpu_s'] / o['cpu_s']:.1f}x per CPU-second, "
+                        f"  kernel, ours / {peer} at {n}: {p['cpu_s'] / o['cpu_s']:.1f}x per CPU-second, "
                         f"{p['wall_s'] / o['wall_s']:.1f}x wall"
                     )
+            if n <= args.process_max:
+                whole_process(corpus, n, args, common_bands(args.threshold, args.num_perm)[0])
 
 
 def images(args: argparse.Namespace) -> None:
@@ -733,6 +830,13 @@ def main() -> None:
     s.add_argument("--part-rows", type=int, default=50_000)
     s.add_argument("--repeat", type=int, default=2)
     s.add_argument("--repeat-max", type=int, default=10_000)
+    s.add_argument(
+        "--process-max", type=int, default=100_000, help="largest size of the whole-process comparison"
+    )
+    s.add_argument("--only-process", action="store_true", help="skip the kernel comparison")
+    rj = sub.add_parser("rensa-job", help="the plain rensa script of the whole-process comparison")
+    for name in ("src", "out", "ngram", "threshold", "num_perm", "bands"):
+        rj.add_argument(name)
     im = sub.add_parser("images")
     im.add_argument("--distances", type=lambda s: [int(x) for x in s.split(",")], default=[4, 6, 8, 10, 12])
     w = sub.add_parser("worker")
@@ -745,6 +849,11 @@ def main() -> None:
         speed(args)
     elif args.cmd == "images":
         images(args)
+    elif args.cmd == "rensa-job":
+        rensa_job(
+            Path(args.src), Path(args.out), int(args.ngram), float(args.threshold), int(args.num_perm),
+            int(args.bands),
+        )  # fmt: skip
     else:
         worker(
             args.impl,
