@@ -109,3 +109,13 @@ HUMAN_LABEL = "human_label"  # the label that decides a record (a review queue's
 HUMAN_DECISION = "human_decision"  # keep / drop as that label says
 PUSHED = "pushed"  # sent to Label Studio, not gold
 LABEL_RANK = "label_rank"  # 1.. order in which routing picked a record for humans, null = not picked
+
+# --- labels that came with the data (label check / review) and decontamination -----------
+LABEL_FIELD = "label_field"  # the source field a data label was read from
+VOTED_LABEL = "voted_label"  # majority of the labels of a duplicate group's copies
+LABEL_SOURCE = "label_source"  # where a record's `label` came from: data, vote or review
+P_WRONG = "p_wrong"  # out-of-fold probability that the given label is wrong
+CONTAMINATED_BY = "contaminated_by"  # `<eval file>#<item id>` of the evaluation item a record overlaps
+CONTAMINATION = "contamination"  # which check matched: ngram, near or semantic
+CONTAMINATION_SCORE = "contamination_score"  # longest shared span (words) or similarity of that check
+REASON_CONTAMINATED = "contaminated"
