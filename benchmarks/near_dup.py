@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 DATA = ROOT.parent / "shared" / "data"
 
+from corpus import EDITS, edit, load_sentences  # noqa: E402  (the edits and sentences of corpus.py)
+
 _SEP = re.compile(r"[\W_]+")
 
 
@@ -210,54 +212,6 @@ def clough() -> tuple[list[str], list[int]]:
         texts.append((d / f).read_text(encoding="utf-8", errors="replace"))
         truth.append(tasks.index(t) if cat in ("cut", "light", "heavy") else 100 + i)
     return texts, truth
-
-
-BOILERPLATE = [
-    "Home | About us | Contact | Privacy policy | Terms of use",
-    "This website uses cookies to improve your experience. By continuing you accept our use of cookies.",
-    "Share this: Facebook Twitter Email Print",
-    "Copyright 2019 All rights reserved. Powered by WordPress.",
-    "Subscribe to our newsletter to get the latest updates in your inbox.",
-    "Skip to main content",
-]
-
-
-def edit(text: str, kind: str, rng: random.Random) -> str:
-    """A near-duplicate of text with one stated edit."""
-    lines = [x for x in text.split("\n") if x.strip()]
-    if kind == "boilerplate":
-        return "\n".join(rng.sample(BOILERPLATE, 2) + lines + rng.sample(BOILERPLATE, 2))
-    if kind == "drop_paragraph":
-        if len(lines) > 3:
-            k = max(1, len(lines) // 8)
-            start = rng.randrange(0, len(lines) - k)
-            return "\n".join(lines[:start] + lines[start + k :])
-        words = text.split()
-        return " ".join(words[: int(len(words) * 0.85)])
-    if kind == "typos":
-        words = text.split(" ")
-        for _ in range(max(1, len(words) // 30)):
-            i = rng.randrange(len(words))
-            w = words[i]
-            if len(w) > 3:
-                j = rng.randrange(len(w) - 1)
-                words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
-        return " ".join(words)
-    if kind == "reflow":
-        words = text.split()
-        out, line = [], []
-        for w in words:
-            line.append(w)
-            if sum(len(x) + 1 for x in line) > 60:
-                out.append(" ".join(line))
-                line = []
-        return "\n".join(out + [" ".join(line)])
-    if kind == "truncate":
-        return text[: int(len(text) * 0.8)]
-    raise ValueError(kind)
-
-
-EDITS = ["boilerplate", "drop_paragraph", "typos", "reflow", "truncate"]
 
 
 def built_near_dups(n_base: int = 250, seed: int = 7) -> tuple[list[str], list[int], list[str]]:
@@ -463,23 +417,7 @@ def build_corpus(n: int, path: Path, seed: int = 3, part_rows: int = 50_000) -> 
     them edited copies (column `group`: the document each was copied from, the truth)."""
     import polars as pl
 
-    sents = []
-    with gzip.open(
-        DATA / "commoncrawl_sample_dolma" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "rt"
-    ) as f:
-        for line in f:
-            sents += [s for s in re.split(r"(?<=[.!?])\s+|\n", json.loads(line)["text"]) if 30 < len(s) < 300]
-    sents += [
-        line.split("\t", 1)[1]
-        for line in (DATA / "sms_spam" / "SMSSpamCollection").read_text(encoding="utf-8").split("\n")[1:]
-        if "\t" in line
-    ]
-    for line in (DATA / "mrpc" / "msr_paraphrase_train.txt").read_text(encoding="utf-8-sig").split("\n")[1:]:
-        parts = line.split("\t")
-        if len(parts) == 5:
-            sents += parts[3:]
-    # one sentence must not make most of a document (else two documents sharing it are true near-dups)
-    sents = sorted({s for s in sents if 30 < len(s) < 300})
+    sents = load_sentences()
     rng = random.Random(seed)
     docs: list[str] = []
     group: list[int] = []  # truth: a document and its edited copies share a group
