@@ -520,7 +520,7 @@ SUBAPPS = [
 ]
 COMMANDS = [("pipeline.dedup_cli", "dedup")]
 # Modules that add commands to the app or to a sub-app (e.g. `@label_app.command("check")`) when imported.
-EXTENSIONS: list[str] = ["flows.research_cli"]
+EXTENSIONS: list[str] = ["flows.research_cli", "labeling.check_cli", "flows.eval_cli"]
 
 
 def _mount() -> None:
