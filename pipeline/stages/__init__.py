@@ -12,6 +12,7 @@ import pyarrow as pa
 from pipeline import relations
 from pipeline.ids import records_sql
 from pipeline.stages import (
+    data_labels,
     dedup,
     embed,
     embed_image,
@@ -50,6 +51,7 @@ REGISTRY: tuple[Stage, ...] = (
     labels.STAGE,
     label_tasks.STAGE,
     dedup.STAGE,
+    data_labels.STAGE,
 )
 BY_NAME: dict[str, Stage] = {s.name: s for s in REGISTRY}
 STAGES: dict[str, Stage] = {s.name: s for s in REGISTRY if s.kind == "map"}  # the per-part stages
