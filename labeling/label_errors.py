@@ -375,11 +375,19 @@ def review_workspace(
     done = set(reviews[C.ID].to_list())
     cand = review_candidates(check, done)
     asked = cand if budget is None else cand.head(budget)
-    known = asked.filter(pl.col(C.ID).is_in(list(truth)))
+    # a truth file names records by the input's own id; workspace ids are `<source>/<id>`
+    asked = asked.with_columns(
+        pl.col(C.ID).replace_strict(truth, default=None, return_dtype=pl.String)
+        .fill_null(
+            pl.col(C.ID).str.splitn("/", 2).struct.field("field_1").replace_strict(truth, default=None)
+        )
+        .alias("_truth")
+    )  # fmt: skip
+    known = asked.filter(pl.col("_truth").is_not_null())
     classes = sorted(set(check.classes) | set(truth.values()))
     index = {c: i for i, c in enumerate(classes)}
     rng = np.random.default_rng(seed)
-    y_true = np.array([index[truth[i]] for i in known[C.ID].to_list()], dtype=np.int64)
+    y_true = np.array([index[v] for v in known["_truth"].to_list()], dtype=np.int64)
     from labeling.simulate import annotate
 
     answers = annotate(y_true, len(classes), noise, rng) if len(y_true) else y_true
