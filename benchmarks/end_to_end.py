@@ -218,10 +218,16 @@ def write_config(corpus: Corpus, run_dir: Path) -> Path:
     return cfg
 
 
-def warm_up(env: dict[str, str]) -> None:
-    """Distil the static embedding model once (a one-time cost per machine, not per run)."""
+def warm_up(env: dict[str, str], cache: Path) -> None:
+    """One-time costs of a machine, not of a run: distil the static embedding model, and let Prefect set up
+    its database in the Prefect home (a `curate run` on 200 documents when the home has none yet)."""
     code = "from quality.static_embed import distill; print(distill())"
     subprocess.run([str(PYTHON), "-c", code], env=env, check=True, cwd=ROOT, capture_output=True)
+    if not (Path(env["PREFECT_HOME"]) / "prefect.db").exists():
+        tiny = build_corpus(200, cache, log=lambda m: None)
+        cfg = write_config(tiny, cache / "runs" / "warm-up")
+        subprocess.run([str(CURATE), "run", "--config", str(cfg)], env=env, check=True, capture_output=True)
+        shutil.rmtree(cache / "runs" / "warm-up", ignore_errors=True)
 
 
 def run_curate(corpus: Corpus, cache: Path, tag: str = "run") -> tuple[Measured, Path]:
@@ -283,7 +289,7 @@ def accuracy(ws: Path, corpus: Corpus) -> dict:
     from pipeline.catalog import connect
 
     con = connect(ws)
-    d = pl.from_arrow(con.execute("SELECT id, decision, reason, dup_group FROM decisions").arrow())
+    d = pl.from_arrow(con.execute("SELECT id, decision, reason, dup_group FROM decisions").to_arrow_table())
     con.close()
     d = d.with_columns(bare("id"), bare("dup_group"))
     truth = pl.read_parquet(corpus.truth)
@@ -336,47 +342,24 @@ def run_datatrove(corpus: Corpus, cache: Path, workers: int) -> tuple[Measured |
 
 
 def datatrove_accuracy(summary: dict, corpus: Corpus) -> dict:
-    """Dropped-as-duplicate precision/recall of DataTrove against the truth (copies = rows beyond the first
-    of each truth group among the rows its Gopher filter passed)."""
+    """Pairwise P/R/F1 of DataTrove's MinHash clusters against the truth, over the documents its Gopher
+    filter passed (the truth restricted to them)."""
+    import numpy as np
     import polars as pl
+    from near_dup import contingency_scores
 
-    if not summary.get("removed_ids_file") or not summary.get("passed_ids_file"):
+    if not summary.get("clusters_file"):
         return {}
-    truth = pl.read_parquet(corpus.truth)
-    passed = set(Path(summary["passed_ids_file"]).read_text().split())
-    removed = set(Path(summary["removed_ids_file"]).read_text().split())
-    t = truth.filter(pl.col("id").is_in(list(passed)))
-    sizes = t.group_by("group").len()
-    copies = int((sizes["len"] - 1).sum())
-    multi = set(t.join(sizes.filter(pl.col("len") > 1), on="group")["id"].to_list())
-    tp = len(removed & multi)
-    return {
-        "dropped": len(removed),
-        "precision": tp / len(removed) if removed else 1.0,
-        "recall": min(1.0, len(removed & multi) / copies) if copies else 1.0,
-    }
-
-
-def curate_drop_accuracy(ws: Path, corpus: Corpus) -> dict:
-    """The same dropped-as-duplicate precision/recall for curate (drops with reason exact_dup/near_dup)."""
-    import polars as pl
-
-    from pipeline.catalog import connect
-
-    con = connect(ws)
-    d = pl.from_arrow(con.execute("SELECT id, reason FROM decisions").arrow())
-    con.close()
-    d = d.with_columns(bare("id"))
-    truth = pl.read_parquet(corpus.truth)
-    sizes = truth.group_by("group").len()
-    copies = int((sizes["len"] - 1).sum())
-    multi = set(truth.join(sizes.filter(pl.col("len") > 1), on="group")["id"].to_list())
-    removed = set(d.filter(pl.col("reason").is_in(["exact_dup", "near_dup"]))["id"].to_list())
-    return {
-        "dropped": len(removed),
-        "precision": len(removed & multi) / len(removed) if removed else 1.0,
-        "recall": min(1.0, len(removed & multi) / copies) if copies else 1.0,
-    }
+    c = pl.read_csv(
+        summary["clusters_file"], separator="\t", has_header=False, new_columns=["id", "cluster", "kept"],
+        schema_overrides={"id": pl.String},
+    )  # fmt: skip
+    t = c.join(pl.read_parquet(corpus.truth), on="id")
+    cluster = pl.col("cluster")
+    pred = t.select(pl.when(cluster >= 0).then(cluster.cast(pl.String)).otherwise("id:" + pl.col("id")))
+    pred = pred.to_series()
+    prec, rec, f1 = contingency_scores(np.asarray(pred.to_numpy()), t["group"].to_numpy())
+    return {"precision": prec, "recall": rec, "f1": f1, "docs": t.height}
 
 
 # --- report ---------------------------------------------------------------------------------------------
@@ -396,20 +379,19 @@ HEADER = (
 )
 
 
-def print_stages(t: dict) -> None:
-    """Per-stage wall/CPU seconds from timings.json (n/a when absent)."""
+def print_stages(t: dict, tree_cpu_s: float) -> None:
+    """Per-stage wall/CPU seconds from timings.json (n/a when absent), CPU as a share of the tree's."""
     if not t:
         print("  per-stage time: n/a (the flow wrote no timings.json)")
         return
     w, p = fmt(t.get("wall_s")), fmt(t.get("prefect_start_s"))
-    print(f"  flow wall {w} s, Prefect start {p} s, per stage:")
+    print(f"  flow wall {w} s, Prefect start {p} s; per stage or step (share of the tree's CPU-s):")
     stages = t.get("stages") or {}
-    total = sum(v.get("cpu_s", 0) or 0 for v in stages.values() if isinstance(v, dict)) or None
-    for name, v in stages.items():
+    for name, v in sorted(stages.items(), key=lambda kv: -((kv[1] or {}).get("cpu_s") or 0)):
         v = v if isinstance(v, dict) else {}
-        share = f"{(v.get('cpu_s') or 0) / total * 100:5.1f}%" if total and "cpu_s" in v else "  n/a"
-        w, c = fmt(v.get("wall_s")), fmt(v.get("cpu_s"))
-        print(f"    {name:<22} wall {w:>8} s  cpu {c:>8} s  {share} of cpu")
+        c = v.get("cpu_s")
+        share = f"{c / tree_cpu_s * 100:5.1f}%" if isinstance(c, int | float) and tree_cpu_s else "  n/a"
+        print(f"    {name:<22} wall {fmt(v.get('wall_s')):>8} s  cpu {fmt(c):>8} s  {share}")
 
 
 def main() -> None:
@@ -430,7 +412,7 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     env = curate_env(cache)
     print(f"# end to end: {os.cpu_count()} cores, load {load()}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
-    warm_up(env)
+    warm_up(env, cache)
     report: dict = {"sizes": sizes, "runs": {}}
 
     if not args.no_overhead:  # first: it also sets up the Prefect home's database once
@@ -448,6 +430,7 @@ def main() -> None:
             f"itself {fmt(info.get('run_local_s'))} s); Prefect start per timings.json: "
             f"{fmt(t.get('prefect_start_s'))} s"
         )
+        print_stages(t, mf.cpu_s)
         if mf.rc or ml.rc:
             print(f"  FAILED: curate run rc={mf.rc}, run_local rc={ml.rc}\n{tail(mf.log)}\n{tail(ml.log)}")
         report["overhead"] = {"curate_run": mf.__dict__, "run_local": ml.__dict__, "run_local_info": info}
@@ -475,7 +458,7 @@ def main() -> None:
         else:
             results[n] = m
             t = timings(ws)
-            print_stages(t)
+            print_stages(t, m.cpu_s)
             acc = accuracy(ws, corpus)
             print(
                 f"  duplicate groups vs truth (pairwise, exact + near): P={acc['precision']:.4f} "
@@ -503,14 +486,13 @@ def main() -> None:
                     f"{summary.get('kept', 'n/a')} "
                     f"kept after MinHash; stages (wall s) {stage_s}"
                 )
+                if dacc:
+                    print(
+                        f"  DataTrove MinHash clusters vs truth (pairwise, over the {dacc['docs']:,} docs "
+                        f"Gopher passed): P={dacc['precision']:.4f} R={dacc['recall']:.4f} "
+                        f"F1={dacc['f1']:.4f}"
+                    )
                 if m.rc == 0:
-                    cacc = curate_drop_accuracy(ws, corpus)
-                    if dacc:
-                        print(
-                            f"  dropped as duplicate, P / R against the truth: DataTrove {dacc['dropped']:,} "
-                            f"P={dacc['precision']:.3f} R={dacc['recall']:.3f} | curate {cacc['dropped']:,} "
-                            f"P={cacc['precision']:.3f} R={cacc['recall']:.3f}"
-                        )
                     print(
                         f"  curate / DataTrove at {n:,}: {pm.wall_s / m.wall_s:.2f}x faster wall, "
                         f"{pm.cpu_s / m.cpu_s:.2f}x fewer CPU-s, peak RSS {m.peak_rss_mb:.0f} vs "

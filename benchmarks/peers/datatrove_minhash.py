@@ -9,7 +9,8 @@ Four executors, as DataTrove's MinHash example has them:
      -> JsonlWriter (the kept documents)
 Word n-grams, buckets x hashes per bucket are given on the command line (end_to_end.py passes curate's
 [near] defaults: word bigrams, 128 hashes, the same bands x rows). Prints one JSON line starting with
-{"datatrove" ...}: documents passed/kept, seconds per stage, and files of the passed and removed ids.
+{"datatrove" ...}: documents passed/kept, seconds per stage, and clusters.tsv (id, MinHash cluster or -1,
+kept 0/1) for every document its Gopher filter passed.
 
 Usage (setup: bash benchmarks/peers/setup_datatrove.sh):
   .venv-datatrove/bin/python benchmarks/peers/datatrove_minhash.py --input DIR --work DIR [--files N]
@@ -24,12 +25,14 @@ import time
 from pathlib import Path
 
 
-def ids_of(folder: Path) -> list[str]:
-    """Ids of the documents in a folder of JSONL(.gz) files DataTrove wrote."""
+def rows_of(folder: Path) -> list[tuple[str, int]]:
+    """(id, MinHash cluster id or -1) of the documents in a folder of JSONL(.gz) files DataTrove wrote."""
     out = []
     for f in sorted(folder.glob("*.jsonl*")):
         with gzip.open(f, "rt") if f.suffix == ".gz" else open(f) as fh:
-            out += [json.loads(line)["id"] for line in fh]
+            for line in fh:
+                r = json.loads(line)
+                out.append((r["id"], int((r.get("metadata") or {}).get("minhash_cluster_id", -1))))
     return out
 
 
@@ -91,7 +94,10 @@ def main() -> None:
             LocalPipelineExecutor(
                 pipeline=[
                     MinhashDedupCluster(
-                        input_folder=str(w / "buckets"), output_folder=str(w / "remove_ids"), config=cfg
+                        input_folder=str(w / "buckets"),
+                        output_folder=str(w / "remove_ids"),
+                        config=cfg,
+                        save_cluster_id=True,
                     )
                 ],
                 tasks=1,
@@ -105,7 +111,9 @@ def main() -> None:
                 pipeline=[
                     JsonlReader(str(w / "passed")),
                     MinhashDedupFilter(
-                        input_folder=str(w / "remove_ids"), exclusion_writer=JsonlWriter(str(w / "removed"))
+                        input_folder=str(w / "remove_ids"),
+                        exclusion_writer=JsonlWriter(str(w / "removed")),
+                        load_cluster_ids=True,
                     ),
                     JsonlWriter(str(w / "output")),
                 ],
@@ -120,19 +128,21 @@ def main() -> None:
         t = time.perf_counter()
         ex.run()
         times[name] = round(time.perf_counter() - t, 2)
-    passed, removed, kept = ids_of(w / "passed"), ids_of(w / "removed"), ids_of(w / "output")
-    (w / "passed_ids.txt").write_text("\n".join(passed))
-    (w / "removed_ids.txt").write_text("\n".join(removed))
+    t = time.perf_counter()
+    removed, kept = rows_of(w / "removed"), rows_of(w / "output")
+    with open(w / "clusters.tsv", "w") as f:  # every document Gopher passed: id, cluster (-1: none), kept
+        f.writelines(f"{i}\t{c}\t{k}\n" for k, rows in ((0, removed), (1, kept)) for i, c in rows)
+    times["read_results"] = round(time.perf_counter() - t, 2)
+    passed = len(removed) + len(kept)
     print(
         json.dumps(
             {
                 "datatrove": True,
-                "passed": len(passed),
+                "passed": passed,
                 "removed": len(removed),
                 "kept": len(kept),
                 "stage_s": times,
-                "passed_ids_file": str(w / "passed_ids.txt"),
-                "removed_ids_file": str(w / "removed_ids.txt"),
+                "clusters_file": str(w / "clusters.tsv"),
                 "bands": args.bands,
                 "rows": args.rows,
                 "ngram": args.ngram,
