@@ -161,6 +161,34 @@ class StagesConfig(Strict):
     )
 
 
+class DecontaminateConfig(Strict):
+    """`[decontaminate]`: drop records that overlap an evaluation set (reason `contaminated`)."""
+
+    against: list[str] = Field(
+        default_factory=list,
+        description="evaluation files (JSONL/CSV/TSV/Parquet) whose items must not leak into the published "
+        "data; empty = the stage is off",
+    )
+    text_field: str = Field("text", description="field of the evaluation files holding the text")
+    ngram: int = Field(
+        13, gt=1, description="a shared span of this many words (normalised) is contamination (8 dropped "
+        "0.7 % more unrelated SMS: templated messages share 8-word spans)",
+    )
+    near_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="cosine of character 3-5-gram counts (whole texts) at or above this is a near "
+        "duplicate of the item (catches short items and light edits; SMS: every planted copy caught, "
+        "< 1 % unrelated texts dropped)",
+    )
+    semantic_threshold: float | None = Field(
+        None, gt=0, le=1, description="cosine of the default embeddings at or above this is a semantic "
+        "duplicate of the item (needs [stages] embed); none = off (static vectors of short texts: 0.93 "
+        "dropped 3 % of unrelated SMS)",
+    )
+
+
 class CurateConfig(Strict):
     """A whole run."""
 
@@ -176,6 +204,7 @@ class CurateConfig(Strict):
     lang: LangConfig = Field(default_factory=LangConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     labeling: LabelingConfig = Field(default_factory=LabelingConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     flow: FlowConfig = Field(default_factory=FlowConfig)
 
@@ -227,6 +256,7 @@ def load_config(path: str | Path) -> CurateConfig:
         if src.captions:
             src.captions = str(_resolve(base, src.captions))
     cfg.near.published = [str(_resolve(base, p)) for p in cfg.near.published]
+    cfg.decontaminate.against = [str(_resolve(base, p)) for p in cfg.decontaminate.against]
     for section, key in (
         (cfg.quality, "model_dir"),
         (cfg.quality, "reference"),

@@ -13,7 +13,9 @@ from pipeline import relations
 from pipeline.ids import records_sql
 from pipeline.stages import (
     data_labels,
+    decontaminate,
     dedup,
+    dedup_audit,
     embed,
     embed_image,
     exact,
@@ -37,6 +39,7 @@ from schemas.record import RECORD_SCHEMA
 
 REGISTRY: tuple[Stage, ...] = (
     exact.STAGE,
+    decontaminate.STAGE,
     rules.STAGE,
     near_text.STAGE,
     near_image.STAGE,
@@ -52,6 +55,7 @@ REGISTRY: tuple[Stage, ...] = (
     label_tasks.STAGE,
     dedup.STAGE,
     data_labels.STAGE,
+    dedup_audit.STAGE,
 )
 BY_NAME: dict[str, Stage] = {s.name: s for s in REGISTRY}
 STAGES: dict[str, Stage] = {s.name: s for s in REGISTRY if s.kind == "map"}  # the per-part stages
