@@ -39,13 +39,21 @@ PII_SCHEMA = pa.schema(
     ]
 )
 
+# libphonenumber's _VALID_PUNCTUATION (the characters its matcher allows between digit blocks)
+PHONE_PUNCTUATION = (
+    "-x\u2010-\u2015\u2212\u30fc\uff0d-\uff0f \xa0\xad\u200b\u2060\u3000()"
+    "\uff08\uff09\uff3b\uff3d.\\[\\]/~\u2053\u223c\uff5e"
+)
+PHONE_LEAD = "(\\[\uff08\uff3b+\uff0b"  # its lead class: opening brackets and plus signs
+
 # RE2 prefilters (vectorised over the column): a row is examined only if one matches
 PREFILTER = {
     "email": r"[A-Za-z0-9]@[A-Za-z0-9-]+\.[A-Za-z]",
     "ip": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
     "credit_card": r"(?:\d[ -]?){12,18}\d",
     "iban": r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}",
-    "phone": r"\d[\d ().-]{5,}\d",
+    # a chain of at least MIN_PHONE_DIGITS digits joined as libphonenumber's matcher joins them
+    "phone": r"(?i)\p{Nd}(?:[" + PHONE_PUNCTUATION + r"]{0,4}\p{Nd}){6,}",
 }
 
 _EMAIL = re.compile(
@@ -187,29 +195,110 @@ def _in_url(text: str, start: int, end: int) -> bool:
 
 
 _DOTTED_QUAD = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
+# number shapes that are never a phone number here (libphonenumber calls some of them valid German or
+# Finnish numbers): ISO and European dates, year ranges, time ranges, decimals such as coordinates
+_NOT_PHONE = re.compile(
+    r"(?:1[5-9]|20)\d\d[-/.]\d\d?[-/.]\d\d?(?: \d\d?)?|\d\d?[-/.] ?\d\d?[-/.] ?(?:1[5-9]|20)?\d\d"
+    r"|(?:1[5-9]|20)\d\d ?- ?(?:1[5-9]|20)\d\d|\d\d?[.:]\d\d ?- ?\d\d?[.:]\d\d|\d{1,3}\.\d+"
+)
+MIN_PHONE_DIGITS = 7  # fewer digits is a year, a page range, an age range or a time zone, not a phone here
+_CONTEXT = 24  # characters after a digit cluster that libphonenumber's matcher sees
+_DIGIT = re.compile(r"\d")
+# what the matcher reads past a digit cluster: an extension ("ext. 138", "x12", "#4") or a time stamp's ":30"
+_AFTER = re.compile(
+    r"[ \t,]*(?:e?xt(?:ensi[oó]n)?n?|доб|anexo|int|[x#~])[:.]?[ \t,-]*\d{1,20}#?|:[0-5]\d",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=1)
+def _cluster_re() -> re.Pattern[str]:
+    """A digit cluster as libphonenumber's matcher chains it: digit blocks joined by up to 4 of its
+    punctuation characters, with optional leading brackets or plus signs (unbounded, so a cluster holds
+    every candidate the matcher would cut from it)."""
+    punct = "[" + PHONE_PUNCTUATION + "]{0,4}"
+    return re.compile(f"(?:[{PHONE_LEAD}]{punct})*\\d+(?:{punct}\\d+)*", re.IGNORECASE)
+
+
+@lru_cache(maxsize=64)
+def _min_nsn(region: str) -> int:
+    """Fewest digits a national significant number of `region` can have (libphonenumber metadata)."""
+    md = _phonenumbers().PhoneMetadata.metadata_for_region(region)
+    lengths = md.general_desc.possible_length if md is not None else ()
+    return min(lengths) if lengths else 4
+
+
+@lru_cache(maxsize=65536)
+def _match_window(window: str, regions: tuple[str, ...]) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, raw) of the numbers libphonenumber's matcher calls valid in `window`, any region."""
+    ph = _phonenumbers()
+    out = set()
+    for region in regions:
+        for m in ph.PhoneNumberMatcher(window, region, leniency=ph.Leniency.VALID):
+            out.add((m.start, m.end, m.raw_string))
+    return tuple(sorted(out))
+
+
+def _phone_candidates(text: str, regions: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Matches of libphonenumber's matcher, run only on a window around each digit cluster that can hold
+    an accepted number (not a bare short number, a date, a year range or a decimal), and only for the
+    regions whose shortest number fits in the cluster ("+" numbers: one run, the region does not matter)."""
+    out: list[tuple[int, int, str]] = []
+    n = len(text)
+    for m in _cluster_re().finditer(text):
+        s = m.group()
+        digits = sum(ch.isdigit() for ch in s)
+        lead = not s[0].isdigit()
+        if digits < MIN_PHONE_DIGITS or (s.isdigit() and s[0] != "0" and digits < 10):  # see _find_phone
+            continue
+        if _NOT_PHONE.fullmatch(s.lstrip("+＋([（［ ") if lead else s):
+            continue
+        if "+" in s[: len(s) - len(s.lstrip("+＋([（［ "))]:
+            use: tuple[str, ...] = tuple(regions[:1])
+        else:
+            use = tuple(r for r in regions if _min_nsn(r) <= digits)
+        if not use:
+            continue
+        # one character before (the matcher rejects a number glued to a letter), up to _CONTEXT after
+        # (an extension "ext. 12", a time stamp's ":30") but not into the next digits
+        a = max(0, m.start() - 1)
+        tail = _AFTER.match(text, m.end())
+        end = tail.end() if tail else m.end()
+        nxt = _DIGIT.search(text, end, min(n, end + _CONTEXT))
+        b = nxt.start() if nxt else min(n, end + _CONTEXT)
+        for ws, we, raw in _match_window(text[a:b], use):
+            if ws + a < m.end() and m.start() < we + a:
+                out.append((ws + a, we + a, raw))
+    return out
 
 
 def _find_phone(text: str, regions: Sequence[str]) -> list[Span]:
     """Numbers libphonenumber calls valid, except inside IP- or card-shaped digit runs (unless +intl)."""
-    ph = _phonenumbers()
+    found = _phone_candidates(text, regions)
+    if not found:
+        return []
     shapes = [(m.start(), m.end()) for m in _DOTTED_QUAD.finditer(text)]
     shapes += [(m.start(), m.end()) for m in _CARD.finditer(text)]
     out: list[Span] = []
-    for region in regions:
-        for m in ph.PhoneNumberMatcher(text, region, leniency=ph.Leniency.VALID):
-            raw = m.raw_string
-            shaped = any(m.start < e and s < m.end for s, e in shapes)
-            bare_short = raw.isdigit() and not raw.startswith("0") and len(raw) < 10  # e.g. an order number
-            zip4 = _ZIP4.fullmatch(raw) is not None  # US ZIP+4 "06269-3043"
-            if raw.startswith("+") or not (shaped or bare_short or zip4 or _in_url(text, m.start, m.end)):
-                out.append((m.start, m.end, "phone"))
+    for start, end, raw in sorted(set(found)):
+        shaped = any(start < e and s < end for s, e in shapes)
+        bare_short = raw.isdigit() and not raw.startswith("0") and len(raw) < 10  # e.g. an order number
+        zip4 = _ZIP4.fullmatch(raw) is not None  # US ZIP+4 "06269-3043"
+        if sum(ch.isdigit() for ch in raw) < MIN_PHONE_DIGITS:
+            continue
+        if raw.startswith("+") or not (shaped or bare_short or zip4 or _in_url(text, start, end)):
+            out.append((start, end, "phone"))
     return out
 
 
 def find_pii(text: str, cfg: PiiConfig | None = None) -> list[Span]:
     """Validated PII spans `(start, end, kind)` in `text`, non-overlapping, sorted by start."""
     cfg = cfg or PiiConfig()
-    kinds = set(cfg.kinds)
+    return _find(text, cfg, set(cfg.kinds), True)
+
+
+def _find(text: str, cfg: PiiConfig, kinds: set[str], iban_shaped: bool) -> list[Span]:
+    """find_pii for the `kinds` whose prefilter matched `text` (`iban_shaped`: the IBAN one did)."""
     found: dict[str, list[Span]] = {}
     if "email" in kinds:
         found["email"] = [
@@ -217,7 +306,11 @@ def find_pii(text: str, cfg: PiiConfig | None = None) -> list[Span]:
         ]
     if "iban" in kinds:
         found["iban"] = _find_iban(text)
-    ibans = [(m.start(), m.end()) for m in _IBAN.finditer(text) if m.group()[:2] in IBAN_LENGTHS]
+    ibans = (
+        [(m.start(), m.end()) for m in _IBAN.finditer(text) if m.group()[:2] in IBAN_LENGTHS]
+        if iban_shaped
+        else []
+    )
     if "credit_card" in kinds:
         found["credit_card"] = [
             s for m in _CARD.finditer(text) if (s := _card_span(m)) and not _inside(s, ibans)
@@ -236,15 +329,23 @@ def find_pii(text: str, cfg: PiiConfig | None = None) -> list[Span]:
     return sorted(taken)
 
 
+def _masks(texts: pa.ChunkedArray | pa.Array, cfg: PiiConfig) -> dict[str, np.ndarray]:
+    """Per kind (and for IBAN always, which card and phone spans must avoid): rows its RE2 prefilter
+    matches, computed over the whole column in Arrow (no Python per row, no GIL)."""
+    out = {}
+    for kind in {*cfg.kinds, "iban"}:
+        m = pc.fill_null(pc.match_substring_regex(texts, PREFILTER[kind]), False)
+        out[kind] = np.asarray(m.to_numpy(zero_copy_only=False), bool)
+    return out
+
+
 def _candidates(texts: pa.ChunkedArray | pa.Array, cfg: PiiConfig) -> np.ndarray:
     """Row indices where some kind's RE2 prefilter matches."""
-    hit = None
+    masks = _masks(texts, cfg)
+    hit = np.zeros(len(texts), bool)
     for kind in cfg.kinds:
-        m = pc.fill_null(pc.match_substring_regex(texts, PREFILTER[kind]), False)
-        hit = m if hit is None else pc.or_(hit, m)
-    if hit is None:
-        return np.zeros(0, np.int64)
-    return np.flatnonzero(np.asarray(hit.to_numpy(zero_copy_only=False), bool))
+        hit |= masks[kind]
+    return np.flatnonzero(hit)
 
 
 def _column(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
@@ -264,10 +365,14 @@ def scan_texts(
     n = len(col)
     counts = np.zeros(n, np.int32)
     kinds: list[list[str]] = [[] for _ in range(n)]
-    rows = _candidates(col, cfg)
+    masks = _masks(col, cfg)
+    hit = np.zeros(n, bool)
+    for kind in cfg.kinds:
+        hit |= masks[kind]
+    rows = np.flatnonzero(hit)
     if len(rows):
         for r, t in zip(rows, col.take(pa.array(rows)).to_pylist(), strict=True):
-            spans = find_pii(t, cfg)
+            spans = _find(t, cfg, {k for k in cfg.kinds if masks[k][r]}, bool(masks["iban"][r]))
             counts[r] = len(spans)
             kinds[r] = sorted({s[2] for s in spans})
     return pa.table(

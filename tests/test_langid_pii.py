@@ -197,3 +197,32 @@ def test_scan_and_redact_columns():
     assert redact(["mail bob@example.com now"]) == ["mail <EMAIL> now"]
     assert drop_mask(out).to_pylist() == [False] * len(texts)
     assert drop_mask(out, PiiConfig(action="drop")).to_pylist() == [c > 0 for c in counts]
+
+
+def test_scan_prefilters_agree_with_the_full_detector_and_dates_are_not_phones():
+    """scan_texts runs each kind only where its RE2 prefilter fires and libphonenumber only around digit
+    clusters; on real SMS (spam is full of phone numbers) it must count what find_pii counts on the whole
+    text. Dates, year/age ranges, coordinates and time zones seen in web text are not phone numbers."""
+    from quality.pii import find_pii, scan_texts
+
+    rows = [
+        ln.split("\t", 1)
+        for ln in (DATA / "sms_spam" / "SMSSpamCollection").read_text("utf-8").splitlines()[1:]
+    ]
+    texts = [r[1] for r in rows]
+    counts = scan_texts(texts)[C.PII_COUNT].to_pylist()
+    assert counts == [len(find_pii(t)) for t in texts]
+    assert sum(c > 0 for c in counts) > 300
+    not_phone = [
+        "online (02.10.2017 um 14:49 Uhr)",
+        "44.552778°N 0.868056°W",
+        "adults (16-46 years)",
+        "2014-08-01 12:23:33 -0500 David",
+        "Am 01.09.1898 – vor 109 Jahren",
+        "Fr. von 09.00 - 18.30 Uhr",
+        "2018-12-11 10:17:09,333 INFO",
+    ]
+    for t in not_phone:
+        assert find_pii(t) == [], t
+    assert [s[2] for s in find_pii("|Puh||09555544|")] == ["phone"]
+    assert [s[2] for s in find_pii("mjzgroup. 08714342399.2stop reply STOP")] == ["phone"]
