@@ -6,9 +6,9 @@ Corpus: `build_corpus` of benchmarks/near_dup.py (~1 KB documents of real Common
 height, data). Each tree (this checkout, and `--ref` extracted with `git archive` into a temp folder) runs in
 its own process; each kernel runs once to warm up (model loads, compiles) on 200 documents, then on the whole
 corpus, timed as CPU seconds of the process (user + sys, every thread), so the figures hold on a shared
-machine. Also printed: language-ID accuracy on the Turku en/de/es/fi documents (per language and whole-text
-vs what the kernel reads), and whether each kernel's output equals the old commit's (rules and exact hash
-must be identical; PII / language agreement is a share of rows).
+machine. Also printed: language-ID accuracy on the Turku en/de/es/fi documents (train+dev+test), and
+whether each kernel's output equals the old commit's (rules and exact hash must be identical; PII and
+language agreement is a share of rows).
 
 Usage: .venv/bin/python benchmarks/kernels.py [--n 10000] [--ref 671ac26] [--kernels pii,lang,...]
 """
@@ -100,8 +100,12 @@ def worker(tree: Path, path: Path, kernels: list[str], out: Path) -> None:
         outputs["lang"] = run("lang", lambda b: detect(b, cfg.lang))
         acc = {}
         for lang in LANGS:
-            docs = json.loads((DATA / "turku_web_line_quality" / lang / "test.json").read_text("utf-8"))
-            texts = ["\n".join(d["text"]) for d in docs]
+            texts = []
+            for split in ("train", "dev", "test"):
+                docs = json.loads(
+                    (DATA / "turku_web_line_quality" / lang / f"{split}.json").read_text("utf-8")
+                )
+                texts += ["\n".join(d["text"]) for d in docs]
             got = detect(pa.table({"id": [str(i) for i in range(len(texts))], "text": texts}), cfg.lang)
             langs = got["lang"].to_pylist()
             acc[lang] = [sum(g == lang for g in langs), len(langs)]
@@ -152,6 +156,11 @@ def _agreement(a: Path, b: Path, name: str) -> str:
         return f"hashes {'identical' if same_hash else 'DIFFER'}, max |dv| {np.abs(va - vb).max():.2e}"
     if ta.equals(tb):
         return "identical"
+    if name == "lang":
+        same = sum(x == y for x, y in zip(ta["lang"].to_pylist(), tb["lang"].to_pylist(), strict=True))
+        sa = np.nan_to_num(np.asarray(ta["lang_score"].to_numpy(zero_copy_only=False), float))
+        sb = np.nan_to_num(np.asarray(tb["lang_score"].to_numpy(zero_copy_only=False), float))
+        return f"lang equal {same}/{ta.num_rows}, max |d score| {np.abs(sa - sb).max():.1e}"
     rows = sum(ra == rb for ra, rb in zip(ta.to_pylist(), tb.to_pylist(), strict=True))
     return f"{rows}/{ta.num_rows} rows equal"
 
@@ -211,7 +220,7 @@ def main() -> None:
             acc = r["lang"]["turku"]
             cells = ", ".join(f"{lang} {a}/{b}" for lang, (a, b) in acc.items())
             tot = sum(a for a, _ in acc.values()) / sum(b for _, b in acc.values())
-            print(f"language ID on Turku test documents ({label}): {cells} (all {tot:.3f})")
+            print(f"language ID on Turku documents, all splits ({label}): {cells} (all {tot:.3f})")
 
 
 if __name__ == "__main__":

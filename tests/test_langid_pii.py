@@ -226,3 +226,19 @@ def test_scan_prefilters_agree_with_the_full_detector_and_dates_are_not_phones()
         assert find_pii(t) == [], t
     assert [s[2] for s in find_pii("|Puh||09555544|")] == ["phone"]
     assert [s[2] for s in find_pii("mjzgroup. 08714342399.2stop reply STOP")] == ["phone"]
+
+
+def test_batch_kernel_gives_py3langids_own_answer():
+    """The compiled batch kernel runs py3langid's model: on real multilingual documents (whole, and cut
+    mid-character by max_chars) and all-caps text it gives py3langid's own classify answer."""
+    import pyarrow.compute as pc
+
+    from quality.langid import detect_texts, identifier
+
+    texts = [t for lang in LANGS for t in turku(lang, "dev")] + ["THIS IS ALL UPPER CASE ENGLISH TEXT"]
+    cfg = LangConfig(max_chars=300)
+    out = detect_texts(texts, cfg)
+    heads = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(pa.array(texts)), 0, cfg.max_chars).to_pylist()
+    want = [identifier(cfg).classify(h) for h in heads]
+    assert out[C.LANG].to_pylist() == [w[0] for w in want]
+    np.testing.assert_allclose(out[C.LANG_SCORE].to_numpy(), [w[1] for w in want], atol=2e-3)
