@@ -15,7 +15,8 @@ labelstudio_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 label_app = typer.Typer(
-    help="Human labelling: push uncertain records to Label Studio, pull labels back, simulate the loop.",
+    help="Human labelling: push uncertain records to Label Studio, pull labels back, run a round, "
+    "list annotators, simulate the loop.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -126,18 +127,27 @@ def status(
 @label_app.command("push")
 def push_cmd(
     workspace: WorkspaceOpt = Path("workspace"),
-    queue: Annotated[str | None, typer.Option(help="Push only this queue (default: all queues).")] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            help="Push only this queue (default: all queues); `dedup-audit` sends sampled duplicate pairs "
+            "(kept record vs a dropped copy, per dedup stage) for a same/different judgement."
+        ),
+    ] = None,
     budget: Annotated[
-        int | None, typer.Option(help="Records sent to humans this round (default: config budget).")
+        int | None,
+        typer.Option(help="Records (or pairs) sent to humans this round (default: config budget)."),
     ] = None,
     to_file: Annotated[
         bool, typer.Option("--to-file", help="Write Label Studio import files even if a server runs.")
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Route uncertain records to their queues and import them into Label Studio (never twice)."""
+    """Route uncertain records to their queues and import them into Label Studio (never twice), each with a
+    suggestion; mix in gold tasks; ask one more annotator for tied tasks; say why when nothing is pushed."""
     from labeling import push, server
     from labeling.client import LabelStudioError
+    from labeling.rounds import push_lines
 
     run_cfg = load_run_config(config, workspace)
     try:
@@ -151,14 +161,8 @@ def push_cmd(
         )
     except (LabelStudioError, server.ServerError, FileNotFoundError, ValueError) as exc:
         _err(str(exc))
-    for q in result.queues:
-        if q.file:
-            typer.echo(f"{q.queue}: {q.selected} tasks + {q.gold} gold written to {q.file}")
-        elif q.project_id is not None:
-            typer.echo(f"{q.queue}: project {q.project_id}: imported {q.imported} ({q.gold} gold), "
-                       f"{q.already} already there, {q.candidates} candidates")  # fmt: skip
-        else:
-            typer.echo(f"{q.queue}: nothing to push ({q.candidates} candidates)")
+    for line in push_lines(result):
+        typer.echo(line)
     if result.server is None:
         typer.echo("no Label Studio server: wrote import files (import them in the Label Studio UI, "
                    "or run `curate labelstudio up` and push again)")  # fmt: skip
@@ -169,9 +173,11 @@ def push_cmd(
 
 @label_app.command("pull")
 def pull_cmd(workspace: WorkspaceOpt = Path("workspace"), config: ConfigOpt = None) -> None:
-    """Read all annotations, compute consensus, agreement and gold accuracy into the labels tables."""
-    from labeling import pull, server
+    """Read all annotations, compute consensus, agreement and gold accuracy (holding annotators who fail
+    gold) into the labels tables; refresh the suggestions of tasks still awaiting labels."""
+    from labeling import pull, push, server
     from labeling.client import LabelStudioError
+    from labeling.rounds import held_lines, label_lines
 
     cfg = load_labeling_config(config)
     try:
@@ -181,7 +187,73 @@ def pull_cmd(workspace: WorkspaceOpt = Path("workspace"), config: ConfigOpt = No
     typer.echo(f"{r.annotations} annotations ({r.new} new) from {r.projects} projects -> {r.labels} labels")
     for name, path in r.paths.items():
         typer.echo(f"  {name}: {path}")
+    for line in label_lines(workspace) + held_lines(workspace):
+        typer.echo(line)
+    try:
+        n = push.refresh_predictions(workspace, cfg)
+    except (LabelStudioError, server.ServerError) as exc:
+        typer.echo(f"warning: suggestions not refreshed: {exc}", err=True)
+    else:
+        typer.echo(f"suggestions refreshed on {n} pending tasks")
     _refresh_decisions(workspace)
+
+
+@label_app.command("round")
+def round_cmd(
+    workspace: WorkspaceOpt = Path("workspace"),
+    budget: Annotated[
+        int | None, typer.Option(help="Records sent to humans this round (default: config budget).")
+    ] = None,
+    queue: Annotated[str | None, typer.Option(help="Push only this queue (default: all).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """One labelling round: pull -> retrain -> re-score -> refresh suggestions -> push the next most useful
+    tasks (uncertain + diverse, label-error reviews, ties re-routed), printing what each step did."""
+    from labeling import server
+    from labeling.client import LabelStudioError
+    from labeling.rounds import run_round
+
+    run_cfg = load_run_config(config, workspace)
+    try:
+        r = run_round(workspace, run_cfg.labeling, budget, band=run_cfg.quality, queue=queue)
+    except (LabelStudioError, server.ServerError, FileNotFoundError, ValueError) as exc:
+        _err(str(exc))
+    for line in r.lines:
+        typer.echo(line)
+    _refresh_decisions(workspace)
+
+
+@label_app.command("annotators")
+def annotators_cmd(
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Per annotator: answers, gold answers and accuracy, agreement with consensus, and whether they are
+    held (their answers stop counting) and why. Reads the last `curate label pull`."""
+    import polars as pl
+
+    from labeling.pull import ANNOTATORS_TABLE
+    from pipeline.workspace import Workspace
+    from schemas import columns as C
+    from schemas.labeling import HELD, HELD_REASON
+
+    p = Workspace(workspace).global_path(ANNOTATORS_TABLE)
+    if not p.exists():
+        _err(f"{p} is missing: run `curate label pull --workspace {workspace}` first")
+    t = pl.read_parquet(p)
+    if HELD not in t.columns:
+        t = t.with_columns(pl.lit(False).alias(HELD), pl.lit(None, pl.String).alias(HELD_REASON))
+    if as_json:
+        typer.echo(json.dumps(t.to_dicts(), default=str))
+        return
+    typer.echo(f"{'annotator':32} {'answers':>7} {'gold':>5} {'gold acc':>8} {'agree':>6}  status")
+    for r in t.sort(C.ANNOTATOR).iter_rows(named=True):
+        acc = "-" if r[C.GOLD_ACCURACY] is None else f"{r[C.GOLD_ACCURACY]:.2f}"
+        agree = "-" if r.get(C.AGREEMENT) is None else f"{r[C.AGREEMENT]:.2f}"
+        status = f"held: {r[HELD_REASON]}" if r[HELD] else "ok"
+        typer.echo(
+            f"{r[C.ANNOTATOR]:32} {r[C.N_ANNOTATIONS]:>7} {r['n_gold']:>5} {acc:>8} {agree:>6}  {status}"
+        )
 
 
 def _refresh_decisions(workspace: Path) -> None:

@@ -164,6 +164,27 @@ class Client:
             )
         return ids
 
+    def set_model_version(self, project: int, version: str) -> None:
+        """Make `version` the project's model version (Label Studio shows predictions of that version)."""
+        self.call(f"set model version of project {project}", self.sdk.projects.update, id=project,
+                  model_version=version)  # fmt: skip
+
+    def reroute(self, task: int, overlap: int) -> None:
+        """Ask `overlap` annotators for a task (one more than answered): it goes back to the label stream."""
+        self.call(f"raise overlap of task {task}", self.sdk.tasks.update, id=task, overlap=overlap,
+                  is_labeled=False)  # fmt: skip
+
+    def replace_prediction(self, task: int, result: list[dict[str, Any]], score: float, version: str) -> int:
+        """Replace a task's predictions with one new prediction; its id."""
+        old = self.call(
+            f"list predictions of task {task}", lambda: list(self.sdk.predictions.list(task=task))
+        )
+        p = self.call(f"add prediction to task {task}", self.sdk.predictions.create, task=task, result=result,
+                      score=score, model_version=version)  # fmt: skip
+        for o in old:
+            self.call(f"delete prediction {o.id}", self.sdk.predictions.delete, id=o.id)
+        return int(p.id)
+
     # --- users and annotations (annotator tools, tests, simulations) -----------------------------------
     def users(self) -> dict[int, str]:
         """User id -> email (or username) of every user the token can see."""

@@ -18,6 +18,7 @@ DEFAULT_CHOICES = {
     "text_classification": ["keep", "drop"],
     "caption_check": ["correct", "wrong"],
     "record_review": ["valid", "invalid"],
+    "pair_check": ["same", "different"],
 }
 
 # what a human label means for the record's keep/drop decision (image classes say nothing about it)
@@ -28,6 +29,7 @@ OBJECT = {
     "image_classification": ("Image", "image"),
     "caption_check": ("Image", "image"),
     "record_review": ("Text", "record"),
+    "pair_check": ("HyperText", "a"),  # kept record (a) beside a dropped copy (b), text or <img>
 }
 
 
@@ -74,6 +76,11 @@ def label_config(queue: QueueConfig) -> str:
         parts.append(_choices(LABEL_CONTROL, key, labels, True))
         parts.append('<Header value="If not, write the right caption"/>')
         parts.append(_textarea(key))
+    elif queue.task == "pair_check":
+        parts.append('<Header value="Kept record"/><HyperText name="a" value="$a"/>')
+        parts.append('<Header value="Dropped as its duplicate"/><HyperText name="b" value="$b"/>')
+        parts.append('<Header value="Are these the same content (a true duplicate)?"/>')
+        parts.append(_choices(LABEL_CONTROL, key, labels, True))
     else:  # record_review
         parts.append(f'<Text name="{key}" value="${key}"/>')
         parts.append('<Header value="Is this record valid?"/>')

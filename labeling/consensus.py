@@ -4,6 +4,11 @@ Weighted consensus is the one-coin model: annotator j is right with probability 
 smoothed towards 2/3), wrong answers spread evenly over the other classes; the label is the class of
 highest posterior and `label_confidence` that posterior (a weighted majority with log-odds weights).
 Dawid-Skene fits a full confusion matrix per annotator by EM, with gold answers clamped.
+CROWDLAB (cleanlab.multiannotator) combines the votes with a classifier's class probabilities
+(`pred_probs`: the retrained model's, else smoothed vote shares) and weighs each annotator by estimated
+quality. Each annotator counts once per record (their newest answer); annotators `held` for failing gold
+do not count at all. A record whose best label is tied, or whose confidence is below `min_confidence`,
+gets no label (`label_status` tie / low_agreement / held_only) and is re-routed by the next push.
 Agreement: Krippendorff's alpha (nominal) and Fleiss' kappa (raters per item may vary), over the records
 with at least two annotations.
 """
@@ -16,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from schemas import columns as C
+from schemas.labeling import HELD, HELD_REASON, LABEL_STATUS
 
 PRIOR_RIGHT, PRIOR_N = 2.0, 3.0  # smoothing of gold accuracy: (right + 2) / (n + 3)
 
@@ -83,17 +89,82 @@ def _dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_i
     return t
 
 
+def held_annotators(acc: pl.DataFrame, min_accuracy: float, min_answers: int) -> pl.DataFrame:
+    """`acc` (from gold_accuracy) with `held` (gold accuracy below `min_accuracy` after at least
+    `min_answers` gold answers) and `held_reason`."""
+    held = (pl.col("n_gold") >= min_answers) & (pl.col(C.GOLD_ACCURACY) < min_accuracy).fill_null(False)
+    reason = pl.format(
+        "gold accuracy {} on {} gold answers, below min_gold_accuracy " + f"{min_accuracy:g}",
+        pl.col(C.GOLD_ACCURACY).round(3),
+        pl.col("n_gold"),
+    )
+    return acc.with_columns(held.alias(HELD), pl.when(held).then(reason).alias(HELD_REASON))
+
+
+def latest_votes(ann: pl.DataFrame) -> pl.DataFrame:
+    """One answer per (record, queue, annotator): the newest (a re-asked annotator does not vote twice)."""
+    if "updated_at" not in ann.columns:
+        return ann
+    return ann.sort("updated_at", nulls_last=False).unique([C.ID, C.QUEUE, C.ANNOTATOR], keep="last",
+                                                          maintain_order=True)  # fmt: skip
+
+
+def _crowdlab(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_items: int, n_workers: int,
+              k: int, pred_probs: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    """n_items x k consensus probabilities from cleanlab's CROWDLAB (multi-annotator) estimate."""
+    import warnings
+
+    import pandas as pd
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    m = np.full((n_items, n_workers), np.nan)
+    m[items, workers] = labels
+    votes = np.zeros((n_items, k))
+    np.add.at(votes, (items, labels), 1.0)
+    if pred_probs is None:  # no classifier: smoothed vote shares
+        pred_probs = (votes + 0.5) / (votes.sum(axis=1, keepdims=True) + 0.5 * k)
+    seen = np.unique(labels)
+    if len(seen) < 2 or n_items < 2:
+        return (votes + 1e-9) / (votes + 1e-9).sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = get_label_quality_multiannotator(
+            pd.DataFrame(m), np.asarray(pred_probs, dtype=np.float64), return_detailed_quality=False,
+            verbose=False,
+        )  # fmt: skip
+    q = res["label_quality"]
+    label = q["consensus_label"].to_numpy().astype(int)
+    conf = q["consensus_quality_score"].to_numpy().astype(float)
+    out = np.full((n_items, k), 0.0)
+    rest = (1 - conf) / max(k - 1, 1)
+    out[:] = rest[:, None]
+    out[np.arange(n_items), label] = conf
+    # a tie in the votes stays a tie unless the classifier breaks it
+    return out
+
+
 def consensus(
     ann: pl.DataFrame,
-    method: Literal["weighted", "dawid_skene"] = "weighted",
+    method: Literal["weighted", "dawid_skene", "crowdlab"] = "weighted",
     accuracy: pl.DataFrame | None = None,
+    *,
+    min_confidence: float = 0.0,
+    held: set[str] | frozenset[str] = frozenset(),
+    pred_probs: dict[str, dict[str, float]] | None = None,
 ) -> pl.DataFrame:
-    """One row per (record, queue): label, label_confidence, annotators, n_annotations, category, fix."""
-    ann = ann.filter(pl.col(C.LABEL_VALUE).is_not_null())
-    schema = {C.ID: pl.String, C.QUEUE: pl.String, C.LABEL_VALUE: pl.String, C.LABEL_CONFIDENCE: pl.Float64}
+    """One row per (record, queue): label (null when tied, unsure or only held annotators answered),
+    label_confidence, label_status, annotators, n_annotations, category, fix.
+
+    `held`: annotators whose votes do not count. `pred_probs` (crowdlab): record id -> class -> probability.
+    """
+    ann = latest_votes(ann.filter(pl.col(C.LABEL_VALUE).is_not_null()))
+    schema = {C.ID: pl.String, C.QUEUE: pl.String, C.LABEL_VALUE: pl.String, C.LABEL_CONFIDENCE: pl.Float64,
+              LABEL_STATUS: pl.String}  # fmt: skip
     if ann.height == 0:
         return pl.DataFrame(schema=schema)
     accuracy = accuracy if accuracy is not None else gold_accuracy(ann)
+    all_ann = ann
+    ann = ann.filter(~pl.col(C.ANNOTATOR).is_in(list(held)))
     smoothed = accuracy.select(
         C.ANNOTATOR,
         ((pl.col("gold_right") + PRIOR_RIGHT) / (pl.col("n_gold") + PRIOR_N)).alias("acc"),
@@ -111,24 +182,55 @@ def consensus(
             gold = part.filter(pl.col(C.GOLD_LABEL).is_in(classes)).unique(C.ID)
             clamp = {item_idx[i]: cls_idx[g] for i, g in gold.select(C.ID, C.GOLD_LABEL).iter_rows()}
             post = _dawid_skene(items, workers, labels, len(item_ids), len(work_ids), k, clamp)
+        elif method == "crowdlab":
+            pp = None
+            if pred_probs:
+                pp = np.full((len(item_ids), k), 1.0 / k)
+                for i, rid in enumerate(item_ids):
+                    got = pred_probs.get(rid)
+                    if got:  # classes the scorer did not name share the rest of the mass
+                        row = np.array([got.get(c, np.nan) for c in classes] + [np.nan] * (k - len(classes)))
+                        miss = np.isnan(row)
+                        row[miss] = max(0.0, 1.0 - np.nansum(row)) / max(int(miss.sum()), 1)
+                        pp[i] = (row + 1e-3) / (row + 1e-3).sum()
+            post = _crowdlab(items, workers, labels, len(item_ids), len(work_ids), k, pp)
         else:
             acc_map = dict(smoothed.iter_rows())
             acc = np.array([acc_map.get(w, PRIOR_RIGHT / PRIOR_N) for w in work_ids])
             post = _weighted(items, workers, labels, acc, k, len(item_ids))
         best = post.argmax(axis=1)
+        conf = post[np.arange(len(item_ids)), best]
+        top2 = -np.sort(-post, axis=1)[:, :2]
+        tie = np.isclose(top2[:, 0], top2[:, 1], atol=1e-9) if k > 1 else np.zeros(len(best), bool)
+        low = conf < min_confidence
+        status = np.where(tie, "tie", np.where(low, "low_agreement", "labelled"))
         out.append(
             pl.DataFrame(
                 {
                     C.ID: item_ids,
                     C.QUEUE: [queue] * len(item_ids),
-                    C.LABEL_VALUE: [classes[b] for b in best],
-                    C.LABEL_CONFIDENCE: post[np.arange(len(item_ids)), best],
-                }
+                    C.LABEL_VALUE: [None if tie[i] or low[i] else classes[b] for i, b in enumerate(best)],
+                    C.LABEL_CONFIDENCE: conf,
+                    LABEL_STATUS: status,
+                },
+                schema=schema,
             )
         )
-    labels_df = pl.concat(out)
+    labels_df = pl.concat(out) if out else pl.DataFrame(schema=schema)
+    # records only held annotators answered: no label
+    only_held = (
+        all_ann.select(C.ID, C.QUEUE)
+        .unique()
+        .join(labels_df.select(C.ID, C.QUEUE), on=[C.ID, C.QUEUE], how="anti")  # fmt: skip
+        .with_columns(
+            pl.lit(None, pl.String).alias(C.LABEL_VALUE),
+            pl.lit(None, pl.Float64).alias(C.LABEL_CONFIDENCE),
+            pl.lit("held_only").alias(LABEL_STATUS),
+        )
+    )
+    labels_df = pl.concat([labels_df, only_held.select(list(schema))])
     per_record = (
-        ann.sort("updated_at", nulls_last=False)
+        all_ann.sort("updated_at", nulls_last=False)
         .group_by(C.ID, C.QUEUE)
         .agg(
             pl.col(C.ANNOTATOR).unique().sort().alias(C.ANNOTATORS),
@@ -142,9 +244,9 @@ def consensus(
     return labels_df.join(per_record, on=[C.ID, C.QUEUE], how="left").sort(C.QUEUE, C.ID)
 
 
-def annotator_table(ann: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
-    """Per annotator: counts, gold accuracy and agreement with the consensus label."""
-    acc = gold_accuracy(ann)
+def annotator_table(ann: pl.DataFrame, labels: pl.DataFrame, acc: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per annotator: counts, gold accuracy (with `held` when given) and agreement with the consensus."""
+    acc = acc if acc is not None else gold_accuracy(ann)
     agree = (
         ann.join(labels.select(C.ID, C.QUEUE, pl.col(C.LABEL_VALUE).alias("_c")), on=[C.ID, C.QUEUE])
         .group_by(C.ANNOTATOR)

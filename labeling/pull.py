@@ -1,4 +1,5 @@
-"""Pull annotations back: every curate project, page by page, mapped to record ids; then consensus.
+"""Pull annotations back: the workspace's curate projects, page by page, mapped to record ids; then
+consensus.
 
 Writes (each atomically, only after every project was read):
   <ws>/annotations.parquet      one row per Label Studio annotation (kept across pulls, keyed by server +
@@ -6,6 +7,8 @@ Writes (each atomically, only after every project was read):
   <ws>/labels.parquet           consensus per (record, queue)
   <ws>/annotators.parquet       per annotator: counts, gold accuracy, agreement with consensus
   <ws>/label_agreement.parquet  per queue: Krippendorff's alpha, Fleiss' kappa
+  <ws>/gold_from_data.parquet   records trusted annotators agreed on (`gold_from_data`): later gold tasks
+  <ws>/dedup_audit_pairs.parquet, <ws>/dedup_audit.parquet   when the dedup-audit queue has answers
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from labeling import config_xml, consensus
@@ -22,7 +26,19 @@ from labeling.client import PROJECT_PREFIX, Client
 from labeling.push import RECORD_KEY, read_gold, read_tasks
 from pipeline.workspace import Workspace, write_parquet
 from schemas import columns as C
-from schemas.labeling import LABELS_TABLE, LabelingConfig
+from schemas.labeling import (
+    AUDIT_PAIRS_TABLE,
+    AUDIT_QUEUE,
+    AUDIT_TABLE,
+    DATA_GOLD_TABLE,
+    DEDUP_STAGE,
+    HELD,
+    KEPT_ID,
+    LABEL_STATUS,
+    LABELS_TABLE,
+    REVIEW_SUFFIX,
+    LabelingConfig,
+)
 
 ANNOTATIONS = "annotations"
 LABELS = LABELS_TABLE
@@ -95,10 +111,13 @@ def read_annotations(ws: Workspace) -> pl.DataFrame:
 
 
 def fetch(client: Client, pushed: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """All annotations of every curate project on the server (raises LabelStudioError, reads only)."""
+    """All annotations of the projects this workspace pushed to on the server (every curate project when
+    it pushed to none there, e.g. tasks imported by hand); raises LabelStudioError, reads only."""
     projects = {pid: t[len(PROJECT_PREFIX):] for t, pid in client.projects().items()
                 if t.startswith(PROJECT_PREFIX)}  # fmt: skip
     mine = pushed.filter(pl.col(C.SERVER) == client.url).unique(C.PROJECT_ID)
+    if mine.height:  # another workspace's projects on a shared server are not ours
+        projects = {}
     for pid, queue in mine.select(C.PROJECT_ID, C.QUEUE).iter_rows():
         projects.setdefault(int(pid), queue)
     users = client.users()
@@ -135,17 +154,101 @@ def attach_gold(ann: pl.DataFrame, pushed: pl.DataFrame, gold: pl.DataFrame) -> 
     )
 
 
-def labels_tables(ann: pl.DataFrame, method: str = "weighted") -> dict[str, pl.DataFrame]:
-    """The labels, annotators and agreement tables computed from annotations."""
+def labels_tables(
+    ann: pl.DataFrame,
+    cfg: LabelingConfig | str | None = None,
+    pred_probs: dict[str, dict[str, float]] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """The labels, annotators (with `held`) and agreement tables computed from annotations, and the gold
+    made from the data (records `gold_agree` trusted annotators labelled alike)."""
+    if isinstance(cfg, str) or cfg is None:
+        cfg = LabelingConfig(consensus=cfg or "weighted")  # type: ignore[arg-type]
     usable = ann.filter(pl.col(C.ID).is_not_null())
-    labels = consensus.consensus(usable, method)  # type: ignore[arg-type]
+    voted = usable.filter(pl.col(C.LABEL_VALUE).is_not_null())
+    acc = consensus.held_annotators(
+        consensus.gold_accuracy(voted), cfg.min_gold_accuracy, cfg.min_gold_answers
+    )
+    held = set(acc.filter(pl.col(HELD))[C.ANNOTATOR].to_list())
+    labels = consensus.consensus(
+        usable, cfg.consensus, acc, min_confidence=cfg.min_confidence, held=held, pred_probs=pred_probs
+    )
     return {
         LABELS: labels,
-        ANNOTATORS_TABLE: consensus.annotator_table(
-            usable.filter(pl.col(C.LABEL_VALUE).is_not_null()), labels
-        ),
-        AGREEMENT_TABLE: consensus.agreement(usable),
+        ANNOTATORS_TABLE: consensus.annotator_table(voted, labels, acc),
+        AGREEMENT_TABLE: consensus.agreement(usable.filter(~pl.col(C.ANNOTATOR).is_in(list(held)))),
+        DATA_GOLD_TABLE: data_gold(voted, acc, labels, cfg),
     }
+
+
+def data_gold(
+    ann: pl.DataFrame, acc: pl.DataFrame, labels: pl.DataFrame, cfg: LabelingConfig
+) -> pl.DataFrame:
+    """Records that at least `gold_agree` trusted annotators (not held; gold accuracy, where known, at
+    least `min_gold_accuracy`) labelled alike, with no dissent: (id, queue, gold_label)."""
+    schema = {C.ID: pl.String, C.QUEUE: pl.String, C.GOLD_LABEL: pl.String}
+    if not cfg.gold_from_data or ann.height == 0:
+        return pl.DataFrame(schema=schema)
+    trusted = acc.filter(~pl.col(HELD) & (pl.col(C.GOLD_ACCURACY).fill_null(1.0) >= cfg.min_gold_accuracy))
+    normal = ann.filter(
+        ~pl.col(C.IS_GOLD) & (pl.col(C.QUEUE) != AUDIT_QUEUE) & ~pl.col(C.QUEUE).str.ends_with(REVIEW_SUFFIX)
+    )
+    votes = consensus.latest_votes(normal)
+    per = votes.group_by(C.ID, C.QUEUE).agg(
+        pl.col(C.LABEL_VALUE).n_unique().alias("_k"),
+        pl.col(C.LABEL_VALUE).first().alias(C.GOLD_LABEL),
+        pl.col(C.ANNOTATOR).is_in(trusted[C.ANNOTATOR].to_list()).sum().alias("_t"),
+    )
+    ok = per.filter((pl.col("_k") == 1) & (pl.col("_t") >= cfg.gold_agree))
+    labelled = labels.filter(pl.col(C.LABEL_VALUE).is_not_null()).select(C.ID, C.QUEUE)
+    return ok.join(labelled, on=[C.ID, C.QUEUE], how="semi").select(list(schema)).sort(C.QUEUE, C.ID)
+
+
+def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (low, high) of k successes in n trials (95 % by default)."""
+    k, n = np.asarray(k, np.float64), np.asarray(n, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        den = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / den
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def audit_tables(labels: pl.DataFrame, pushed: pl.DataFrame, min_precision: float) -> dict[str, pl.DataFrame]:
+    """Per audited pair its consensus answer, and per dedup stage: pairs, same, precision, Wilson CI, flag."""
+    from schemas.labeling import CI_HIGH, CI_LOW, FLAGGED, N_PAIRS, N_SAME, PRECISION, SAME
+
+    pairs = (
+        pushed.filter(pl.col(C.QUEUE) == AUDIT_QUEUE)
+        .select(C.ID, KEPT_ID, DEDUP_STAGE)
+        .unique(C.ID)
+        .join(
+            labels.filter(pl.col(C.QUEUE) == AUDIT_QUEUE).select(C.ID, C.LABEL_VALUE, LABEL_STATUS),
+            on=C.ID,
+            how="inner",
+        )
+        .sort(DEDUP_STAGE, C.ID)
+    )
+    judged = pairs.filter(pl.col(C.LABEL_VALUE).is_not_null())
+    per = judged.group_by(DEDUP_STAGE).agg(
+        pl.len().alias(N_PAIRS), (pl.col(C.LABEL_VALUE) == SAME).sum().cast(pl.Int64).alias(N_SAME)
+    )
+    lo, hi = wilson(per[N_SAME].to_numpy(), per[N_PAIRS].to_numpy())
+    per = per.with_columns(
+        (pl.col(N_SAME) / pl.col(N_PAIRS)).alias(PRECISION), pl.Series(CI_LOW, lo), pl.Series(CI_HIGH, hi)
+    ).with_columns((pl.col(PRECISION) < min_precision).alias(FLAGGED))
+    schema = {DEDUP_STAGE: pl.String, N_PAIRS: pl.Int64, N_SAME: pl.Int64, PRECISION: pl.Float64,
+              CI_LOW: pl.Float64, CI_HIGH: pl.Float64, FLAGGED: pl.Boolean}  # fmt: skip
+    return {AUDIT_PAIRS_TABLE: pairs, AUDIT_TABLE: per.cast(schema).select(list(schema)).sort(DEDUP_STAGE)}
+
+
+def model_probs(ws: Workspace) -> dict[str, dict[str, float]]:
+    """record id -> class -> probability from the retrained classifier's scores (`label_scores`)."""
+    files = ws.stage_files("label_scores")
+    if not files:
+        return {}
+    s = pl.scan_parquet(files).select(C.ID, C.PREDICTION, C.PREDICTION_SCORE).collect()
+    return {rid: {p: float(sc)} for rid, p, sc in s.iter_rows() if p is not None and sc is not None}
 
 
 def pull(workspace: str | Path, cfg: LabelingConfig | None = None, server: Any = "auto") -> PullResult:
@@ -163,7 +266,10 @@ def pull(workspace: str | Path, cfg: LabelingConfig | None = None, server: Any =
     merged = attach_gold(merge(previous, fresh), pushed, read_gold(ws, cfg))
     old_keys = previous.select(C.SERVER, C.ANNOTATION_ID)
     new = fresh.join(old_keys, on=[C.SERVER, C.ANNOTATION_ID], how="anti").height
-    tables = labels_tables(merged, cfg.consensus)
+    probs = model_probs(ws) if cfg.consensus == "crowdlab" else None
+    tables = labels_tables(merged, cfg, probs)
+    if (pushed[C.QUEUE] == AUDIT_QUEUE).any():
+        tables.update(audit_tables(tables[LABELS], pushed, cfg.min_dedup_precision))
     paths = {ANNOTATIONS: str(write_parquet(merged.to_arrow(), ws.global_path(ANNOTATIONS)))}
     for name, df in tables.items():
         paths[name] = str(write_parquet(df.to_arrow(), ws.global_path(name)))

@@ -49,7 +49,9 @@ def retrain(workspace: str | Path, cfg: LabelingConfig | None = None) -> Retrain
     lp = ws.global_path(LABELS)
     if not lp.exists():
         return result
-    labels = pl.read_parquet(lp).filter(~pl.col(C.QUEUE).str.ends_with(REVIEW_SUFFIX))
+    labels = pl.read_parquet(lp).filter(
+        ~pl.col(C.QUEUE).str.ends_with(REVIEW_SUFFIX) & pl.col(C.LABEL_VALUE).is_not_null()
+    )
     files = ws.stage_files("ingest")
     records = pl.scan_parquet(files).select(C.ID, C.MODALITY, C.TEXT, C.DATA, C.META).collect()
     records = queues.assign(records, cfg.queues)

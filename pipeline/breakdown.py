@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from pipeline import ids, relations
+from pipeline.stages.dedup_audit import audit_lines, audit_summary
 from pipeline.workspace import Workspace
 from schemas import columns as C
 from schemas.config import CurateConfig
@@ -96,6 +97,8 @@ def breakdown(ws: Workspace, cfg: CurateConfig, decisions_sql: str) -> dict[str,
         if set(by_label) != {"(none)"}:
             out["by_label"] = by_label
     out["skews"] = skews(out["by_source"], "source") + skews(out.get("by_label", {}), "label")
+    if audit := audit_summary(ws.root, cfg.labeling.min_dedup_precision):  # labelling's dedup audit
+        out["dedup_audit"] = audit
     return out
 
 
@@ -146,6 +149,7 @@ def summary_lines(manifest: dict[str, Any], max_groups: int = 10) -> list[str]:
             lines.append(f"{title} {value}: kept {g['kept']} of {g['records']}{extra}")
         if len(groups) > max_groups:
             lines.append(f"... and {len(groups) - max_groups} more {title}s (manifest.json: breakdown)")
+    lines += audit_lines(b.get("dedup_audit") or [])  # per-stage audited precision, low ones flagged
     for k in b.get("skews", []):
         lines.append(
             f"warning: {k['reason']} dropped {k['share']:.0%} of {k['by']} {k['value']} "

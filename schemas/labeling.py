@@ -4,14 +4,36 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-TASK_KINDS = ("text_classification", "image_classification", "caption_check", "record_review")
+TASK_KINDS = ("text_classification", "image_classification", "caption_check", "record_review", "pair_check")
 
 # workspace tables of the labelling loop (written by labeling/, read by the decision and the catalog)
 LABELS_TABLE = "labels"  # consensus label per (record, queue)
 TASKS_TABLE = "label_tasks"  # what was pushed to which project
 REVIEW_SUFFIX = "-review"  # queue of a second look at suspected label errors
+AUDIT_QUEUE = "dedup-audit"  # queue of (kept record, dropped copy) pairs judged same / different
+AUDIT_PAIRS_TABLE = "dedup_audit_pairs"  # one row per audited pair and its consensus answer
+AUDIT_TABLE = "dedup_audit"  # per dedup stage: audited pairs, precision, Wilson interval
+DATA_GOLD_TABLE = "gold_from_data"  # records trusted annotators agreed on (gold of later rounds)
+SAME, DIFFERENT = "same", "different"  # answers of a pair_check task
+# dedup stages an audit reports on: the check that linked the copy, split by modality for near dups
+AUDIT_STAGES = ("exact", "near", "semantic", "image", "record")
+
+# columns of the labelling tables (beyond schemas.columns)
+LABEL_STATUS = "label_status"  # labelled / tie / low_agreement / held_only
+HELD = "held"  # annotator whose gold accuracy fell below min_gold_accuracy: votes do not count
+HELD_REASON = "held_reason"
+MODEL_VERSION = "model_version"  # where a task's suggestion came from
+OVERLAP = "overlap"  # annotators asked for a task (raised when a tie is re-routed)
+COPY = "copy"  # 0 = the record's task; 1.. = a later gold copy of an already pushed record
+KEPT_ID = "kept_id"  # audited pair: the kept record (the task's record is the dropped copy)
+DEDUP_STAGE = "dedup_stage"
+N_PAIRS = "n_pairs"
+N_SAME = "n_same"
+PRECISION = "precision"
+CI_LOW, CI_HIGH = "ci_low", "ci_high"
+FLAGGED = "flagged"
 # what each answer of a generated labelling config means for the record
 DECISION_OF_LABEL = {"keep": "keep", "drop": "drop", "correct": "keep", "wrong": "drop", "valid": "keep",
                      "invalid": "drop"}  # fmt: skip
@@ -25,9 +47,9 @@ class QueueConfig(_Strict):
     """One labelling queue = one Label Studio project, and the rule that routes records to it."""
 
     name: str = Field(min_length=1, description="queue name; the project is titled `curate: <name>`")
-    task: Literal["text_classification", "image_classification", "caption_check", "record_review"] = Field(
-        "text_classification", description="what annotators do; decides the labelling config"
-    )
+    task: Literal[
+        "text_classification", "image_classification", "caption_check", "record_review", "pair_check"
+    ] = Field("text_classification", description="what annotators do; decides the labelling config")
     modality: Literal["text", "image", "record"] | None = Field(
         None, description="records of this modality match; none = any modality"
     )
@@ -88,11 +110,36 @@ class LabelingConfig(_Strict):
     )
     gold_rate: float = Field(0.1, ge=0, le=1, description="gold tasks mixed in per pushed task")
     gold_path: str | None = Field(
-        None, description="table (parquet/csv/jsonl) of id,label with known answers; none = <ws>/gold.parquet"
+        None,
+        validation_alias=AliasChoices("gold_path", "gold"),
+        description="gold file (csv/tsv/jsonl/parquet; `gold = ...` also accepted): a `label` column and an "
+        "`id` or a `text` column (texts are matched to records); none = <ws>/gold.parquet",
     )
+    gold_from_data: bool = Field(
+        True, description="records that `gold_agree` trusted annotators labelled alike become gold too"
+    )
+    gold_agree: int = Field(2, ge=2, description="trusted annotators who must agree for gold from data")
+    min_gold_accuracy: float = Field(
+        0.7, ge=0, le=1, description="an annotator below this gold accuracy is held (votes stop counting)"
+    )
+    min_gold_answers: int = Field(4, ge=1, description="gold answers needed before an annotator can be held")
     overlap: int = Field(1, ge=1, description="annotators required per task")
-    consensus: Literal["weighted", "dawid_skene"] = Field(
-        "weighted", description="weighted: majority vote weighted by gold accuracy; dawid_skene: EM"
+    max_overlap: int = Field(
+        5, ge=1, description="a tie / low-agreement task is re-routed to one more annotator up to this many"
+    )
+    min_confidence: float = Field(
+        0.6, ge=0, le=1, description="consensus below this confidence (or a tie) gives no label: re-routed"
+    )
+    consensus: Literal["weighted", "dawid_skene", "crowdlab"] = Field(
+        "weighted",
+        description="weighted: vote weighted by gold accuracy; dawid_skene: EM; crowdlab: cleanlab's "
+        "multi-annotator consensus with the classifier's probabilities",
+    )
+    knn_k: int = Field(
+        7, ge=1, description="bootstrap suggestion without a trained model: k nearest labelled records"
+    )
+    min_dedup_precision: float = Field(
+        0.9, ge=0, le=1, description="a dedup stage whose audited precision is below this is flagged"
     )
     retries: int = Field(4, ge=0, description="retries of a failed Label Studio call")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry")

@@ -318,3 +318,301 @@ def test_cli_status_json_and_flow_round(ls, sms_ws, prefect_harness) -> None:
     assert "annotations" in out.output
     assert [t for t in Client(s).projects() if t.startswith(PROJECT_PREFIX)]
     assert np.isfinite(pl.read_parquet(ws / "labels.parquet")[C.LABEL_CONFIDENCE].to_numpy()).all()
+
+
+# --- quality control: suggestions, gold that holds annotators, ties re-routed, audited dedup, rounds -----
+
+
+def attach_server(ws: Path, root: Path) -> None:
+    """Point a workspace at the session's Label Studio server (as `curate labelstudio up` would)."""
+    (ws / "labelstudio").mkdir(parents=True, exist_ok=True)
+    (ws / "labelstudio" / "server.json").write_text((root / "labelstudio" / "server.json").read_text())
+    os.chmod(ws / "labelstudio" / "server.json", 0o600)
+
+
+@pytest.fixture(scope="module")
+def sms_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A real curation run (ingest, rules, exact + near dedup, decide) over 1,200 real SMS, no trained
+    model; returns (workspace, id -> ham/spam)."""
+    from pipeline.steps import run_local
+    from schemas.config import CurateConfig
+
+    tmp = tmp_path_factory.mktemp("sms_run")
+    rows = sms_rows()[:1200]
+    path = tmp / "sms.tsv"
+    path.write_text("Label\tSMS\n" + "".join(f"{lab}\t{t}\n" for lab, t in rows), encoding="utf-8")
+    cfg = CurateConfig.model_validate({
+        "workspace": str(tmp / "ws"),
+        "sources": [{"path": str(path), "modality": "text", "text_field": "SMS", "id_field": None,
+                     "label_field": "Label"}],
+        "rules": {"text": {"preset": "short"}},
+        "stages": {"pii": False, "semantic": False, "lang": False, "embed": False},
+    })  # fmt: skip
+    run = run_local(cfg)
+    ws = run.workspace.root
+    recs = pl.scan_parquet(sorted((ws / "ingest").glob("*.parquet"))).select(C.ID, C.META).collect()
+    truth = {i: json.loads(m)["Label"] for i, m in recs.iter_rows()}
+    return ws, truth
+
+
+def copy_ws(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("labelstudio"))
+    return dst
+
+
+def test_every_pushed_task_has_a_suggestion_without_a_trained_model(ls, sms_run, tmp_path: Path) -> None:
+    root, s = ls
+    ws = copy_ws(sms_run[0], tmp_path / "ws")
+    truth = {k: ANSWER[v] for k, v in sms_run[1].items()}
+    cfg = LabelingConfig(budget=12, gold_rate=0, overlap=1, retries=1, backoff_s=0.1,
+                         queues=[QueueConfig(name="sugg", task="text_classification")])  # fmt: skip
+    r = push.push(ws, cfg, server=s)
+    q = r.queues[0]
+    assert q.imported == 12
+    client = Client(s, cfg)
+    on_server = list(client.iter_tasks(q.project_id))
+    assert len(on_server) == 12
+    project = client.sdk.projects.get(id=q.project_id)
+    for t in on_server:  # a suggestion on every task, saying where it came from, shown to annotators
+        (pred,) = t["predictions"]
+        assert pred["model_version"].startswith("curate-") and pred["result"][0]["value"]["choices"][0] in (
+            "keep", "drop")  # fmt: skip
+    versions = {t["predictions"][0]["model_version"] for t in on_server}
+    assert project.model_version in versions
+    # no labels yet and no model: the rules' verdicts are the weak labels
+    assert versions <= {"curate-weak-rules", "curate-rules"}
+    tasks = pl.read_parquet(ws / "label_tasks.parquet")
+    assert tasks["model_version"].null_count() == 0
+
+    # annotate half of them; the pull refreshes the other half's suggestions from the labels (kNN)
+    a = client.ensure_user("sugg.a@example.com")
+    qc = QueueConfig(name="sugg")
+    done = tasks.sort(C.TASK_ID).head(6)
+    for rid, tid in done.select(C.ID, C.TASK_ID).iter_rows():
+        client.annotate(tid, [config_xml.choice_result(qc, truth[rid])], a)
+    pull.pull(ws, cfg, server=s)
+    changed = push.refresh_predictions(ws, cfg, server=s)
+    after = {t["id"]: t for t in client.iter_tasks(q.project_id)}
+    pending = tasks.filter(~pl.col(C.ID).is_in(done[C.ID].to_list()))
+    assert changed == pending.height == 6
+    for tid in pending[C.TASK_ID].to_list():
+        (pred,) = after[tid]["predictions"]
+        assert pred["model_version"] == "curate-knn-6"
+    assert client.sdk.projects.get(id=q.project_id).model_version == "curate-knn-6"
+
+
+def test_failed_gold_holds_an_annotator_and_ties_are_rerouted(ls, sms_run, tmp_path: Path) -> None:
+    from labeling.cli import label_app
+
+    root, s = ls
+    ws = copy_ws(sms_run[0], tmp_path / "ws")
+    truth = {k: ANSWER[v] for k, v in sms_run[1].items()}
+    texts = dict(
+        pl.scan_parquet(sorted((ws / "ingest").glob("*.parquet"))).select(C.ID, C.TEXT).collect().iter_rows()
+    )
+    dec = pl.read_parquet(ws / "decisions.parquet")
+    unique = dec.filter(pl.col(C.REASON).is_null())[C.ID].to_list()
+    gold_ids = [i for i in unique if truth[i] == "drop"][:2] + [i for i in unique if truth[i] == "keep"][:3]
+    gold_file = tmp_path / "gold.csv"  # the documented format: text (or id), label
+    pl.DataFrame({"text": [texts[i] for i in gold_ids], "label": [truth[i] for i in gold_ids]}).write_csv(
+        gold_file
+    )
+    cfg = LabelingConfig.model_validate({
+        "budget": 6, "gold_rate": 0.5, "overlap": 2, "retries": 1, "backoff_s": 0.1, "gold": str(gold_file),
+        "min_gold_answers": 3, "min_gold_accuracy": 0.7, "gold_from_data": False,
+        "queues": [{"name": "qc", "task": "text_classification"}],
+    })  # fmt: skip
+    r = push.push(ws, cfg, server=s)
+    assert (r.queues[0].selected, r.queues[0].gold) == (6, 3)
+    tasks = pl.read_parquet(ws / "label_tasks.parquet").sort(C.TASK_ID)
+    assert set(tasks.filter(pl.col(C.IS_GOLD))[C.ID]) <= set(gold_ids)
+    client = Client(s, cfg)
+    a, b, c = (client.ensure_user(f"qc.{n}@example.com") for n in "abc")
+    qc = QueueConfig(name="qc")
+    normal = tasks.filter(~pl.col(C.IS_GOLD))
+    tie_id, held_only_id = normal[C.ID][0], normal[C.ID][1]
+
+    def flip(v: str) -> str:
+        return "keep" if v == "drop" else "drop"
+
+    for rid, tid, is_gold in tasks.select(C.ID, C.TASK_ID, C.IS_GOLD).iter_rows():
+        right = truth[rid]
+        if rid != held_only_id:
+            client.annotate(tid, [config_xml.choice_result(qc, right)], a)  # A: always right
+        client.annotate(tid, [config_xml.choice_result(qc, flip(right))], b)  # B: always wrong
+        if is_gold:
+            client.annotate(tid, [config_xml.choice_result(qc, right)], c)  # C: right on gold ...
+        elif rid == tie_id:
+            client.annotate(tid, [config_xml.choice_result(qc, flip(right))], c)  # ... disagrees with A once
+    pull.pull(ws, cfg, server=s)
+    con = duckdb.connect()
+    for name in ("annotators", "labels"):
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{ws / (name + '.parquet')}')")
+    held = dict(con.execute("SELECT annotator, held FROM annotators WHERE annotator LIKE 'qc.%'").fetchall())
+    assert held == {"qc.a@example.com": False, "qc.b@example.com": True, "qc.c@example.com": False}
+    why = con.execute("SELECT held_reason FROM annotators WHERE held").fetchone()[0]
+    assert "gold accuracy 0.0 on 3 gold answers" in why
+    out = CliRunner().invoke(label_app, ["annotators", "-w", str(ws)])
+    assert out.exit_code == 0, out.output
+    assert "qc.b@example.com" in out.output and "held: gold accuracy 0.0" in out.output
+
+    # B decides nothing: every label is A's (B answered the opposite on every record)
+    labels = {rid: (lab, st, conf) for rid, lab, st, conf in con.execute(
+        "SELECT id, label, label_status, label_confidence FROM labels").fetchall()}  # fmt: skip
+    for rid in normal[C.ID]:
+        if rid not in (tie_id, held_only_id):
+            assert labels[rid][:2] == (truth[rid], "labelled")
+    assert labels[held_only_id][:2] == (None, "held_only")  # only the held annotator answered it
+    assert labels[tie_id][:2] == (None, "tie") and labels[tie_id][2] == pytest.approx(0.5)  # A vs C, 1-1
+    dec = pl.from_arrow(decide(Workspace(ws))).filter(pl.col(C.ID).is_in([tie_id, held_only_id]))
+    assert set(dec[C.DECISION]) == {C.LABEL}  # no label: still waiting for humans
+
+    # the next push asks one more annotator for the tie (3 answers, one held: overlap 4, back in the label
+    # stream); the
+    # held-only task still waits for its second annotator (1 answer of 2), so it stays as it is
+    again = push.push(ws, cfg, server=s, budget=0)
+    assert again.queues[0].rerouted == 1
+    for rid, want in ((tie_id, 4), (held_only_id, 2)):
+        tid = int(tasks.filter(pl.col(C.ID) == rid)[C.TASK_ID][0])
+        t = client.sdk.tasks.get(id=tid)
+        assert (t.overlap, t.is_labeled) == (want, False)
+    assert pl.read_parquet(ws / "label_tasks.parquet").filter(pl.col(C.ID) == tie_id)["overlap"][0] == 4
+    assert push.push(ws, cfg, server=s, budget=0).queues[0].rerouted == 0  # asked once, not again
+
+    d = client.ensure_user("qc.d@example.com")  # a fourth annotator breaks the tie, answers the other
+    for rid in (tie_id, held_only_id):
+        tid = int(tasks.filter(pl.col(C.ID) == rid)[C.TASK_ID][0])
+        client.annotate(tid, [config_xml.choice_result(qc, truth[rid])], d)
+    pull.pull(ws, cfg, server=s)
+    got = pl.read_parquet(ws / "labels.parquet").filter(pl.col(C.ID).is_in([tie_id, held_only_id]))
+    assert got[C.LABEL_VALUE].to_list() == [truth[i] for i in got[C.ID]]
+    assert got["label_status"].to_list() == ["labelled"] * 2
+    con.close()
+
+
+def test_dedup_audit_gives_per_stage_precision_in_sql(ls, sms_run, tmp_path: Path) -> None:
+    from pipeline.breakdown import summary_lines
+    from pipeline.catalog import connect
+
+    root, s = ls
+    ws = copy_ws(sms_run[0], tmp_path / "ws")
+    dd = pl.read_parquet(ws / "dedup.parquet").filter(pl.col(C.DUP_OF).is_not_null())
+    by_reason = dict(dd.group_by(C.DUP_REASON).len().iter_rows())
+    assert by_reason.get("exact_dup", 0) >= 4 and by_reason.get("near_dup", 0) >= 4  # real SMS copies
+    cfg = LabelingConfig(retries=1, backoff_s=0.1, min_dedup_precision=0.8)
+    r = push.push(ws, cfg, queue="dedup-audit", budget=8, server=s)
+    q = r.queues[0]
+    assert q.queue == "dedup-audit" and q.imported == 8
+    tasks = pl.read_parquet(ws / "label_tasks.parquet")
+    assert sorted(tasks.group_by("dedup_stage").len().rows()) == [("exact", 4), ("near", 4)]
+    client = Client(s, cfg)
+    on_server = list(client.iter_tasks(q.project_id))
+    assert all(t["predictions"] and t["data"]["a"] and t["data"]["b"] for t in on_server)
+    texts = dict(
+        pl.scan_parquet(sorted((ws / "ingest").glob("*.parquet"))).select(C.ID, C.TEXT).collect().iter_rows()
+    )
+    # the auditor: same when the texts are equal ignoring case and spaces; near copies judged different
+    aud = client.ensure_user("auditor@example.com")
+    qa = QueueConfig(name="dedup-audit", task="pair_check")
+    expected = {}
+    for t in on_server:
+        d = t["data"]
+        same = " ".join(texts[d["record_id"]].lower().split()) == " ".join(
+            texts[d["kept_id"]].lower().split()
+        )
+        expected.setdefault(d["dedup_stage"], []).append(same)
+        client.annotate(t["id"], [config_xml.choice_result(qa, "same" if same else "different")], aud)
+    pull.pull(ws, cfg, server=s)
+    con = connect(ws)
+    rows = con.execute(
+        "SELECT dedup_stage, n_pairs, n_same, precision, ci_low, ci_high, flagged FROM dedup_audit ORDER BY 1"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["exact", "near"]
+    for stage, n, same, prec, lo, hi, flagged in rows:
+        assert n == 4 and same == sum(expected[stage]) and prec == pytest.approx(same / n)
+        assert lo <= prec <= hi and hi - lo > 0.2  # n = 4: a wide interval
+        assert flagged == (prec < 0.8)
+    assert rows[0][3] == 1.0  # exact copies are the same text
+    # audit answers neither decide records nor hold them as awaiting labels
+    audited = tasks[C.ID].to_list()
+    dec = pl.from_arrow(decide(Workspace(ws))).filter(pl.col(C.ID).is_in(audited))
+    assert dec.height == 8 and set(dec[C.REASON]) <= {"exact_dup", "near_dup"}
+    # the run summary shows the audit, and warns about a stage below min_dedup_precision
+    from pipeline.breakdown import breakdown
+    from schemas.config import CurateConfig
+
+    run_cfg = CurateConfig.model_validate({"workspace": str(ws), "labeling": {"min_dedup_precision": 1.0}})
+    b = breakdown(Workspace(ws), run_cfg, f"read_parquet('{ws / 'decisions.parquet'}')")
+    lines = summary_lines({"breakdown": b})
+    assert any(ln.startswith("dedup audit") and "exact 100% of 4" in ln for ln in lines)
+    low = sorted(st for st, _, _, prec, *_ in rows if prec < 1.0)
+    assert low == ["near"]  # near copies differ in a word or a sign: the auditor said different
+    warned = sorted(ln.split()[1] for ln in lines if ln.startswith("warning:") and " dedup: only " in ln)
+    assert warned == low
+
+
+def test_annotator_quick_start_end_to_end(ls, sms_ws, tmp_path: Path) -> None:
+    """The README's annotator quick start: push, two annotators answer, pull, round (what the CLI says)."""
+    from labeling.cli import label_app
+
+    root, s = ls
+    src, truth = sms_ws
+    ws = tmp_path / "ws"
+    (ws / "ingest").mkdir(parents=True)
+    for f in (src / "ingest").glob("*.parquet"):  # 40 real SMS, no scorer: the bootstrap suggests
+        pl.read_parquet(f).head(40).write_parquet(ws / "ingest" / f.name)
+    attach_server(ws, root)
+    toml = tmp_path / "curate.toml"
+    toml.write_text(
+        "[labeling]\nbudget = 8\noverlap = 2\ngold_rate = 0.25\nmin_gold_answers = 2\n"
+        f'gold = "{tmp_path / "gold.jsonl"}"\nqueues = [{{name = "sms", task = "text_classification"}}]\n'
+    )
+    ids = pl.read_parquet(next((ws / "ingest").glob("*.parquet")))[C.ID].to_list()
+    gold = [i for i in ids if truth[i] == "drop"][:1] + [i for i in ids if truth[i] == "keep"][:3]
+    (tmp_path / "gold.jsonl").write_text(
+        "".join(json.dumps({"id": i, "label": truth[i]}) + "\n" for i in gold)
+    )
+    run = CliRunner()
+
+    def cli(*args: str) -> str:
+        conf = ["--config", str(toml)] if args[0] != "annotators" else []
+        out = run.invoke(label_app, [*args, "-w", str(ws), *conf])
+        assert out.exit_code == 0, out.output
+        print(f"$ curate label {' '.join(args)} -w ws\n{out.output}")  # the README shows these
+        return out.output
+
+    first = cli("push")
+    assert "sms: project" in first and "imported 10 (2 gold)" in first
+    again = cli("push", "--budget", "0")
+    assert "nothing to push: the budget is 0" in again
+    client = Client(s)
+    tasks = pl.read_parquet(ws / "label_tasks.parquet")
+    users = [client.ensure_user(f"qs.{n}@example.com") for n in ("ann", "bob")]
+    q = QueueConfig(name="sms")
+    for rid, tid in tasks.select(C.ID, C.TASK_ID).iter_rows():
+        for u in users:
+            client.annotate(tid, [config_xml.choice_result(q, truth[rid])], u)
+    pulled = cli("pull")
+    assert "20 annotations (20 new) from 1 projects -> 10 labels" in pulled
+    assert "consensus: 10 records labelled" in pulled
+    labels = pl.read_parquet(ws / "labels.parquet").filter(pl.col(C.QUEUE) == "sms")
+    assert labels.height == 10 and labels["label_status"].to_list() == ["labelled"] * 10
+    rnd = cli("round")
+    assert "pull: 20 annotations (0 new)" in rnd
+    assert "suggestions refreshed" in rnd and "push: sms: project" in rnd
+    assert "imported 10 (2 gold)" in rnd
+    tasks = pl.read_parquet(ws / "label_tasks.parquet")
+    assert tasks.height == 20 and tasks["model_version"].null_count() == 0
+    new = tasks.filter(pl.col("pushed_at") == tasks["pushed_at"].max())
+    # the next tasks' suggestions come from the classifier retrained on the 10 labels (kNN when it could not)
+    want = "curate-retrained" if "retrain: sms:" in rnd else "curate-knn-10"
+    assert set(new["model_version"]) == {want}
+    ann = cli("annotators")
+    assert "qs.ann@example.com" in ann and "held" not in ann
+    cli("push", "--budget", "100")  # the rest of the records
+    left = cli("push")
+    waiting = pending = pl.read_parquet(ws / "label_tasks.parquet").filter(~pl.col(C.IS_GOLD)).height - 10
+    assert f"sms: nothing to push: {waiting} tasks still await labels in project 1" in left
+    assert "36 of its 40 records were pushed before" in left

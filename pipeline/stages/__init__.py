@@ -15,6 +15,7 @@ from pipeline.stages import (
     data_labels,
     decontaminate,
     dedup,
+    dedup_audit,
     embed,
     embed_image,
     exact,
@@ -54,6 +55,7 @@ REGISTRY: tuple[Stage, ...] = (
     label_tasks.STAGE,
     dedup.STAGE,
     data_labels.STAGE,
+    dedup_audit.STAGE,
 )
 BY_NAME: dict[str, Stage] = {s.name: s for s in REGISTRY}
 STAGES: dict[str, Stage] = {s.name: s for s in REGISTRY if s.kind == "map"}  # the per-part stages

@@ -10,7 +10,7 @@ import pyarrow as pa
 from pipeline import relations
 from pipeline.stages.spec import Stage, Verdict, sql_lit
 from schemas import columns as C
-from schemas.labeling import TASKS_TABLE
+from schemas.labeling import AUDIT_QUEUE, TASKS_TABLE
 
 AWAITING_LABEL = "awaiting_label"
 
@@ -20,7 +20,9 @@ def _relation(root: Path) -> str | None:
     if not path.exists():
         return None
     scan = relations.parquet_scan([path])
-    return f"(SELECT DISTINCT {C.ID}, true AS {C.PUSHED} FROM {scan} WHERE NOT {C.IS_GOLD})"
+    audit = sql_lit(AUDIT_QUEUE)  # audited dedup pairs judge a pair, they do not hold the record
+    where = f"NOT {C.IS_GOLD} AND {C.QUEUE} != {audit}"
+    return f"(SELECT DISTINCT {C.ID}, true AS {C.PUSHED} FROM {scan} WHERE {where})"
 
 
 STAGE = Stage(
