@@ -289,7 +289,7 @@ def accuracy(ws: Path, corpus: Corpus) -> dict:
     from pipeline.catalog import connect
 
     con = connect(ws)
-    d = pl.from_arrow(con.execute("SELECT id, decision, reason, dup_group FROM decisions").to_arrow_table())
+    d = pl.from_arrow(con.sql("SELECT id, decision, reason, dup_group FROM decisions").to_arrow_table())
     con.close()
     d = d.with_columns(bare("id"), bare("dup_group"))
     truth = pl.read_parquet(corpus.truth)
@@ -379,13 +379,15 @@ HEADER = (
 )
 
 
-def print_stages(t: dict, tree_cpu_s: float) -> None:
+def print_stages(t: dict, tree_cpu_s: float, process_wall_s: float | None = None) -> None:
     """Per-stage wall/CPU seconds from timings.json (n/a when absent), CPU as a share of the tree's."""
     if not t:
         print("  per-stage time: n/a (the flow wrote no timings.json)")
         return
     w, p = fmt(t.get("wall_s")), fmt(t.get("prefect_start_s"))
-    print(f"  flow wall {w} s, Prefect start {p} s; per stage or step (share of the tree's CPU-s):")
+    print(f"  flow wall {w} s (timings.json), Prefect start {p} s; per step (share of the tree's CPU-s):")
+    if process_wall_s is not None and isinstance(t.get("wall_s"), int | float):
+        print(f"    outside the flow (CLI start-up and exit): {process_wall_s - t['wall_s']:.1f} s wall")
     stages = t.get("stages") or {}
     for name, v in sorted(stages.items(), key=lambda kv: -((kv[1] or {}).get("cpu_s") or 0)):
         v = v if isinstance(v, dict) else {}
@@ -430,7 +432,7 @@ def main() -> None:
             f"itself {fmt(info.get('run_local_s'))} s); Prefect start per timings.json: "
             f"{fmt(t.get('prefect_start_s'))} s"
         )
-        print_stages(t, mf.cpu_s)
+        print_stages(t, mf.cpu_s, mf.wall_s)
         if mf.rc or ml.rc:
             print(f"  FAILED: curate run rc={mf.rc}, run_local rc={ml.rc}\n{tail(mf.log)}\n{tail(ml.log)}")
         report["overhead"] = {"curate_run": mf.__dict__, "run_local": ml.__dict__, "run_local_info": info}
@@ -458,7 +460,7 @@ def main() -> None:
         else:
             results[n] = m
             t = timings(ws)
-            print_stages(t, m.cpu_s)
+            print_stages(t, m.cpu_s, m.wall_s)
             acc = accuracy(ws, corpus)
             print(
                 f"  duplicate groups vs truth (pairwise, exact + near): P={acc['precision']:.4f} "
@@ -514,7 +516,7 @@ def main() -> None:
     if big is not None:
         m = results[big]
         print(f"\n## goals at {big:,} documents (the goals are stated for 1,000,000)")
-        verdict = "ok" if m.wall_s <= GOAL_WALL_1M else "NOT MET"
+        verdict = ("ok" if m.wall_s <= GOAL_WALL_1M else "NOT MET") if big >= 1_000_000 else "n/a below 1M"
         print(f"  wall {m.wall_s:.0f} s <= {GOAL_WALL_1M:.0f} s: {verdict}")
         print(
             f"  {big / m.wall_s:,.0f} docs/s >= {GOAL_DOCS_S:,.0f}: "
