@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/data_value.py --quick         # SMS subset, 1 seed (the test suite's form)
     .venv/bin/python benchmarks/data_value.py --out results/  # curves.csv, summary.json, curves.png
 
-Corruptions (per seed): class-conditional label flips (SMS: 20 % of ham, 30 % of spam; Turku: 20 % of
+Corruptions (per seed): class-conditional label flips (SMS: 5 % of ham, 30 % of spam; Turku: 20 % of
 clean, 30 % of boilerplate), heavy-tailed duplicates (5 % of the pool copied Zipf(1.8) times, capped at
 40, half of them lightly edited; the sources are flipped records, so the copies carry wrong labels),
 15 % junk lines with random labels, 3 % of the test items planted in the pool (half exact, half edited).
@@ -32,7 +32,7 @@ def _sets(quick: bool) -> list:
     from labeling.experiment import Corruption, Settings, load_sms, load_turku
 
     sms = ("sms_spam", lambda: load_sms(DATA / "sms_spam" / "SMSSpamCollection"),
-           Corruption(flip={"ham": 0.2, "spam": 0.3}))  # fmt: skip
+           Corruption(flip={"ham": 0.05, "spam": 0.3}))  # fmt: skip
     turku = ("turku_en_lines", lambda: load_turku(DATA / "turku_web_line_quality" / "en"),
              Corruption(flip={"clean": 0.2, "boilerplate": 0.3}))  # fmt: skip
     if quick:

@@ -196,7 +196,7 @@ def _fit_score(model: str, x_train: Any, y_train: np.ndarray, x_test: Any, y_tes
 
         vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
         xt = vec.fit_transform(x_train)
-        clf = LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced", random_state=seed)
+        clf = LogisticRegression(C=10.0, solver="liblinear", class_weight="balanced", random_state=seed)
         pred = clf.fit(xt, y_train).predict(vec.transform(x_test))
     else:
         clf = LogisticRegression(C=2.0, max_iter=2000, class_weight="balanced", random_state=seed)
@@ -382,8 +382,9 @@ def run_seed(texts: list[str], labels: list[str], settings: Settings, seed: int,
 
 
 def factors(rows: list[dict], metric: str = "macro_f1", model: str = "embed") -> dict:
-    """Per arm: examples and labels at the first point reaching raw's final `metric`, and raw's final
-    examples / labels divided by them (None where the arm never reaches it); whether raw's curve falls."""
+    """Per arm: examples and labels at the first point from which it stays at raw's final `metric`, and
+    raw's final examples / labels divided by them (None where the arm never reaches it); whether raw's
+    curve falls."""
     df = pl.DataFrame(rows).filter(pl.col("model") == model)
     raw = df.filter(pl.col("arm") == "raw").sort("examples")
     if raw.height == 0:
@@ -401,7 +402,9 @@ def factors(rows: list[dict], metric: str = "macro_f1", model: str = "embed") ->
     }
     for arm in ARMS[1:]:
         a = df.filter(pl.col("arm") == arm).sort("examples")
-        hit = a.filter(pl.col(metric) >= target - 1e-9)
+        # the first point from which the arm stays at or above the target (a noisy early blip does not count)
+        below = a.with_row_index("i").filter(pl.col(metric) < target - 1e-9)["i"]
+        hit = a.slice(int(below.max()) + 1 if below.len() else 0)
         if a.height == 0:
             continue
         last = a.row(-1, named=True)

@@ -20,6 +20,10 @@ from schemas import columns as C
 from schemas.config import DecontaminateConfig
 
 NGRAM, NEAR, SEMANTIC = "ngram", "near", "semantic"
+# short texts with typos: a pair whose character cosine is at least EDIT_MIN_COSINE (but under the near
+# threshold) is a near duplicate when difflib's similarity ratio of the two lower-cased texts reaches
+# EDIT_RATIO; only texts of at most EDIT_MAX_CHARS (longer ones share long spans: the n-gram check)
+EDIT_MIN_COSINE, EDIT_RATIO, EDIT_MAX_CHARS = 0.4, 0.85, 400
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 CHAR_FEATURES = 1 << 20
 MATCH_SCHEMA = pa.schema(
@@ -71,6 +75,7 @@ class EvalIndex:
     """What the checks compare against: the items' pointers, their n-gram hashes, char vectors, vectors."""
 
     pointers: np.ndarray  # `<file>#<id>` per item
+    texts: list[str]  # the items' texts (the edit-ratio check of short texts)
     grams: np.ndarray  # sorted n-gram hashes
     gram_item: np.ndarray  # the item of each hash
     chars: Any  # sparse items x CHAR_FEATURES
@@ -84,7 +89,7 @@ def build_index(pointers: list[str], texts: list[str], cfg: DecontaminateConfig,
     rows, grams = ngram_hashes(series, cfg.ngram)
     order = np.argsort(grams, kind="stable")
     return EvalIndex(
-        np.array(pointers, dtype=object), grams[order], rows[order], char_matrix(series), vectors
+        np.array(pointers, dtype=object), list(texts), grams[order], rows[order], char_matrix(series), vectors
     )
 
 
@@ -114,10 +119,11 @@ def match(texts: pa.Array | pa.ChunkedArray | list, index: EvalIndex, cfg: Decon
     # 2. near duplicates of whole items
     todo = np.flatnonzero(item < 0)
     if len(todo):
-        sims = char_matrix(series.gather(todo)) @ index.chars.T
+        sims = (char_matrix(series.gather(todo)) @ index.chars.T).tocsr()
         best, arg = _row_max(sims)
         ok = best >= cfg.near_threshold
         item[todo[ok]], kind[todo[ok]], score[todo[ok]] = arg[ok], NEAR, best[ok]
+        _edit_check(series, todo, sims, ~ok, index, item, kind, score)
     # 3. semantic duplicates
     if cfg.semantic_threshold is not None and vectors is not None and index.vectors is not None:
         todo = np.flatnonzero((item < 0) & (valid if valid is not None else True))
@@ -131,11 +137,35 @@ def match(texts: pa.Array | pa.ChunkedArray | list, index: EvalIndex, cfg: Decon
     return _table(index, item, kind, score)
 
 
+def _edit_check(series: pl.Series, todo: np.ndarray, sims: Any, open_: np.ndarray, index: EvalIndex,
+                item: np.ndarray, kind: np.ndarray, score: np.ndarray) -> None:  # fmt: skip
+    """Short texts left unmatched whose character cosine to an item is at least EDIT_MIN_COSINE: near
+    duplicates when difflib's ratio reaches EDIT_RATIO (typos in a short message move the cosine a lot)."""
+    import difflib
+
+    coo = sims.tocoo()
+    cand = (coo.data >= EDIT_MIN_COSINE) & open_[coo.row]
+    if not cand.any():
+        return
+    order = np.lexsort((-coo.data[cand], coo.row[cand]))  # per row, the most similar items first
+    rows, cols = coo.row[cand][order], coo.col[cand][order]
+    uniq = np.unique(rows)
+    text_of = dict(zip(uniq.tolist(), series.gather(todo[uniq]).to_list(), strict=True))
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        i = todo[r]
+        a, b = (text_of[r] or "").lower(), index.texts[c].lower()
+        if item[i] >= 0 or len(a) > EDIT_MAX_CHARS or len(b) > EDIT_MAX_CHARS:
+            continue
+        ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+        if ratio >= EDIT_RATIO:
+            item[i], kind[i], score[i] = c, NEAR, ratio
+
+
 def _row_max(sims: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per row of a sparse matrix: the largest value (0 when the row is empty) and its column."""
     sims = sims.tocsr()
     n = sims.shape[0]
-    best = np.zeros(n, np.float32)
+    best = np.zeros(n, np.float64)
     arg = np.zeros(n, np.int64)
     counts = np.diff(sims.indptr)
     rows = np.flatnonzero(counts)
@@ -144,7 +174,7 @@ def _row_max(sims: Any) -> tuple[np.ndarray, np.ndarray]:
         best[rows] = np.maximum.reduceat(sims.data, starts)
         # the column of the first maximum of each row
         owner = np.repeat(np.arange(n), counts)
-        is_max = sims.data >= best[owner] - 1e-12
+        is_max = sims.data >= best[owner]
         first = (
             pl.DataFrame({"o": owner[is_max], "c": sims.indices[is_max]}).group_by("o").agg(pl.col("c").min())
         )

@@ -171,16 +171,16 @@ class DecontaminateConfig(Strict):
     )
     text_field: str = Field("text", description="field of the evaluation files holding the text")
     ngram: int = Field(
-        13, gt=1, description="a shared span of this many words (normalised) is contamination (8 dropped "
-        "0.7 % more unrelated SMS: templated messages share 8-word spans)",
+        13, gt=1, description="a shared span of this many words (normalised) is contamination (GPT-3's "
+        "13-gram; 8 dropped 0.7 % more unrelated SMS: templated messages share 8-word spans)",
     )
     near_threshold: float = Field(
-        0.7,
+        0.75,
         gt=0,
         le=1,
         description="cosine of character 3-5-gram counts (whole texts) at or above this is a near "
-        "duplicate of the item (catches short items and light edits; SMS: every planted copy caught, "
-        "< 1 % unrelated texts dropped)",
+        "duplicate of the item; short texts with typos also by edit ratio (SMS, 5 seeds: every planted "
+        "copy caught, <= 0.7 % unrelated texts dropped)",
     )
     semantic_threshold: float | None = Field(
         None, gt=0, le=1, description="cosine of the default embeddings at or above this is a semantic "

@@ -52,7 +52,10 @@ def _index(files: tuple[tuple[str, int, int], ...], cfg_json: str, embed_json: s
             if records.num_rows:
                 t = records.filter(records[C.TEXT].is_valid())
                 tables.append(t.select([C.ID, C.TEXT]))
-                pointers += [f"{Path(path).name}#{i}" for i in t[C.ID].to_pylist()]
+                pointers += [  # the item's own id, without the `<source>/` that ingest puts before it
+                    f"{Path(path).name}#{i[len(s) + 1 :] if i.startswith(s + '/') else i}"
+                    for s, i in zip(t[C.SOURCE].to_pylist(), t[C.ID].to_pylist(), strict=True)
+                ]
     empty = pa.table({C.ID: pa.array([], pa.string()), C.TEXT: pa.array([], pa.string())})
     items = pa.concat_tables(tables) if tables else empty
     vectors = None
