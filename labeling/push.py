@@ -22,6 +22,7 @@ import polars as pl
 
 from labeling import config_xml, queues, route
 from labeling.features import dense, image_matrix, text_matrix
+from pipeline.stages.label_tasks import AWAITING_LABEL
 from pipeline.workspace import Workspace, committed, write_parquet
 from schemas import columns as C
 from schemas.embed import QualityConfig
@@ -583,8 +584,10 @@ def push(
 
     keep = pl.col(C.QUEUE).is_not_null() & ~pl.col(C.ID).is_in(normal[C.ID].to_list())
     if C.DECISION in frame.columns:
-        if (frame[C.DECISION] == C.LABEL).any():
-            keep = keep & (pl.col(C.DECISION) == C.LABEL)
+        # records the decision routed to humans (not those it holds because they were pushed already)
+        routed = (pl.col(C.DECISION) == C.LABEL) & (pl.col(C.REASON).fill_null("") != AWAITING_LABEL)
+        if frame.select(routed.any()).item():
+            keep = keep & routed
         elif C.REASON in frame.columns:
             keep = keep & ~(pl.col(C.REASON).is_in(list(DUP_REASONS)).fill_null(False))
     if band is not None and C.QUALITY in frame.columns:
