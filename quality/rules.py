@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from PIL import Image, ImageStat
 
 from schemas import columns as C
@@ -89,7 +91,10 @@ STOPWORDS = sorted(
         "på",  # sv
     }
 )
-_STOP_RE = r"(?i)\b(?:" + "|".join(STOPWORDS) + r")\b"
+_STOP_RE = r"(?i)\b(?:" + "|".join(STOPWORDS) + r")\b"  # what rule_stopwords counts (the definition)
+# the same count, ~4x faster: the case-insensitive match of lower-case stop words is a case-sensitive match
+# on the lower-cased text (long s folds to s under (?i) but does not lower-case to it)
+_STOP_LOWER_RE = r"\b(?:" + "|".join(STOPWORDS) + r")\b"
 
 R = C.RULE_PREFIX
 TEXT_RULES = [
@@ -125,7 +130,7 @@ def text_scores(texts: pl.Series) -> pl.DataFrame:
     df = df.with_columns(
         stripped=t.str.strip_chars().str.len_chars(),
         words=t.str.count_matches(r"\S+"),
-        nonspace=t.str.count_matches(r"\S"),
+        nonspace=t.str.len_chars() - t.str.count_matches(r"\s"),
         symbols=t.str.count_matches(r"#|\.\.\.|…"),
         digits=t.str.count_matches(r"\d"),
         nchars=t.str.len_chars(),
@@ -145,7 +150,10 @@ def text_scores(texts: pl.Series) -> pl.DataFrame:
         safe(
             pl.col("lines").list.eval(pl.element().str.contains(r"[.!?。！？…\"'”’)\]:;]$")).list.mean()
         ).alias(R + "punct_line_fraction"),
-        t.str.count_matches(_STOP_RE).alias(R + "stopwords"),
+        t.str.replace_all("ſ", "s", literal=True)
+        .str.to_lowercase()
+        .str.count_matches(_STOP_LOWER_RE)
+        .alias(R + "stopwords"),
     ).with_columns(pl.all().cast(pl.Float64))
 
 
@@ -189,13 +197,22 @@ def pixel_std(blob: bytes | None) -> float | None:
         return float(ImageStat.Stat(grey).stddev[0])
 
 
+def _rows_of(batch: pa.Table, modality: str) -> np.ndarray:
+    """Indices of the rows of `modality`."""
+    return np.flatnonzero(
+        np.asarray(pc.fill_null(pc.equal(batch[C.MODALITY], modality), False).to_numpy(zero_copy_only=False))
+    )
+
+
 def image_scores(batch: pa.Table) -> pl.DataFrame:
     """Score columns of the image rules (null for non-images)."""
     df = pl.from_arrow(batch.select([C.MODALITY, C.WIDTH, C.HEIGHT]))
     assert isinstance(df, pl.DataFrame)
-    is_img = [m == C.IMAGE_MODALITY for m in df[C.MODALITY].to_list()]
-    blobs = batch[C.IMAGE].to_pylist()
-    stds = [pixel_std(b) if ok else None for b, ok in zip(blobs, is_img, strict=True)]
+    rows = _rows_of(batch, C.IMAGE_MODALITY)  # only image rows are decoded
+    stds: list[float | None] = [None] * batch.num_rows
+    blobs = batch[C.IMAGE].take(pa.array(rows, pa.int64())).to_pylist()
+    for r, blob in zip(rows.tolist(), blobs, strict=True):
+        stds[r] = pixel_std(blob)
     w, h = pl.col(C.WIDTH).cast(pl.Float64), pl.col(C.HEIGHT).cast(pl.Float64)
     return df.select(
         pl.min_horizontal(w, h).alias(R + "min_side"),
@@ -215,19 +232,19 @@ def image_reason(cfg: ImageRules) -> pl.Expr:
     )
 
 
-def record_scores(data: list[str | None], modality: list[str], cfg: RecordRules) -> pl.DataFrame:
+def record_scores(batch: pa.Table, cfg: RecordRules) -> pl.DataFrame:
     """Score columns of the record rules: required fields missing, fraction of null or empty fields."""
-    missing: list[float | None] = []
-    nulls: list[float | None] = []
-    for d, m in zip(data, modality, strict=True):
-        if m != C.RECORD_MODALITY or d is None:
-            missing.append(None)
-            nulls.append(None)
+    missing: list[float | None] = [None] * batch.num_rows
+    nulls: list[float | None] = [None] * batch.num_rows
+    rows = _rows_of(batch, C.RECORD_MODALITY)  # only record rows are parsed
+    data = batch[C.DATA].take(pa.array(rows, pa.int64())).to_pylist()
+    for r, d in zip(rows.tolist(), data, strict=True):
+        if d is None:
             continue
         obj = orjson.loads(d)
         empty = [k for k, v in obj.items() if v is None or (isinstance(v, str) and not v.strip())]
-        missing.append(float(sum(1 for f in cfg.required_fields if f not in obj or f in empty)))
-        nulls.append(len(empty) / len(obj) if obj else 1.0)
+        missing[r] = float(sum(1 for f in cfg.required_fields if f not in obj or f in empty))
+        nulls[r] = len(empty) / len(obj) if obj else 1.0
     return pl.DataFrame(
         {R + "missing_required": missing, R + "null_fraction": nulls},
         schema={R + "missing_required": pl.Float64, R + "null_fraction": pl.Float64},
@@ -244,17 +261,20 @@ def record_reason(cfg: RecordRules) -> pl.Expr:
     )
 
 
+def _series(col: pa.ChunkedArray | pa.Array) -> pl.Series:
+    s = pl.from_arrow(col)
+    assert isinstance(s, pl.Series)
+    return s.cast(pl.String)
+
+
 def apply_rules(batch: pa.Table, cfg: RulesConfig) -> pa.Table:
     """`id`, one `rule_<name>` column per rule, and `rule_reason` (first failed rule, null if none)."""
-    modality = batch[C.MODALITY].to_pylist()
-    text_mask = pl.Series([m == C.TEXT_MODALITY for m in modality])
-    texts = pl.Series(batch[C.TEXT].to_pylist(), dtype=pl.String)
-    tscores = text_scores(texts).with_columns(pl.when(text_mask).then(pl.all()).otherwise(None).name.keep())
-    scores = pl.concat(
-        [tscores, image_scores(batch), record_scores(batch[C.DATA].to_pylist(), modality, cfg.record)],
-        how="horizontal",
+    m = _series(batch[C.MODALITY]).alias("m")
+    texts = _series(batch[C.TEXT])
+    tscores = text_scores(texts).with_columns(
+        pl.when(m == C.TEXT_MODALITY).then(pl.all()).otherwise(None).name.keep()
     )
-    m = pl.Series("m", modality)
+    scores = pl.concat([tscores, image_scores(batch), record_scores(batch, cfg.record)], how="horizontal")
     out = (
         scores.with_columns(m)
         .with_columns(

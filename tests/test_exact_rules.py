@@ -133,3 +133,24 @@ def test_image_and_record_rules() -> None:
     reasons = pl.from_arrow(apply_rules(t, cfg))[C.RULE_REASON].to_list()
     assert reasons[:10] == [None] * 10
     assert reasons[10:] == ["blank_image", "too_small", "aspect_ratio", "mostly_null", None]
+
+
+def test_stopword_and_normalisation_kernels_match_their_definitions() -> None:
+    """rule_stopwords counts on the lower-cased text what the case-insensitive stop-word regex counts, and
+    normalise_text (NFC / whitespace fold only on rows that need it) equals NFC + fold + trim of every row:
+    checked on real en/de/es/fi web lines and pages plus made edge cases (long s, all caps, NBSP, NFD)."""
+    import unicodedata
+
+    from pipeline.exact import normalise_text
+    from quality.rules import _STOP_RE, R
+
+    texts = []
+    for lang in ("en", "de", "es", "fi"):
+        for d in json.loads((data_dir("turku_web_line_quality") / lang / "dev.json").read_text()):
+            texts += d["text"] + ["\n".join(d["text"])]
+    texts += ["ſe THE The_end ÄR NÃO İl", "la-la LA", "", "  a\u00a0 b\n\tc  ", "e\u0301 e\u0301"]
+    got = pl.from_arrow(apply_rules(_batch(texts), RulesConfig()))[R + "stopwords"]
+    want = pl.Series(texts).str.count_matches(_STOP_RE).cast(pl.Float64)
+    assert got.to_list() == want.to_list()
+    norm = normalise_text(pl.Series(texts)).to_list()
+    assert norm == [" ".join(unicodedata.normalize("NFC", t).split()) for t in texts]
