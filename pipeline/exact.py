@@ -12,8 +12,17 @@ from schemas.record import EXACT_SCHEMA
 
 
 def normalise_text(texts: pl.Series) -> pl.Series:
-    """The text form that exact dedup compares: Unicode NFC, whitespace runs folded, ends trimmed."""
-    return texts.str.normalize("NFC").str.replace_all(r"\s+", " ").str.strip_chars()
+    """The text form that exact dedup compares: Unicode NFC, whitespace runs folded, ends trimmed.
+
+    Polars string kernels over the column; NFC runs only on rows with a non-ASCII character and the fold
+    only on rows with whitespace other than lone spaces (the others are already in that form)."""
+    wide = texts.str.contains(r"[^\x00-\x7F]")
+    if wide.any():
+        texts = texts.scatter(wide.arg_true(), texts.filter(wide).str.normalize("NFC"))
+    odd = texts.str.contains(r"[^\S ]|  ")
+    if odd.any():
+        texts = texts.scatter(odd.arg_true(), texts.filter(odd).str.replace_all(r"\s+", " "))
+    return texts.str.strip_chars()
 
 
 def content_hashes(batch: pa.Table) -> pa.Table:
