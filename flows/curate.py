@@ -16,7 +16,7 @@ from pipeline import stages
 from pipeline.decide import decide
 from pipeline.ingest import IngestResult, InputFile, expand_source
 from pipeline.lock import workspace_lock
-from pipeline.pool import ingest_job, map_stage_names, part_job, submit, workers_for
+from pipeline.pool import close_pool, ingest_job, map_stage_names, part_job, submit, workers_for
 from pipeline.publish import PublishResult, publish
 from pipeline.runner import StageRun, run_global
 from pipeline.steps import TIMINGS, Timings, admit, prune_inputs
@@ -84,6 +84,7 @@ def curate_flow(cfg: CurateConfig) -> dict:
         )
         for r in runs.result():
             clock.add_runs(r)
+        close_pool()  # the workers' memory (models, buffers) is not held through the global steps
     for step in stages.global_steps(cfg):
         with clock.timed(step.name):
             global_task(step.name, ws, cfg)

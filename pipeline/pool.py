@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
+import multiprocessing.spawn as mp_spawn
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -47,6 +48,38 @@ def _init_worker(threads: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false" if threads == 1 else "true")
 
 
+WORKER_PREFIX = "curate-worker-"
+
+
+class _WorkerProcess(mp.context.ForkServerProcess):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.name = WORKER_PREFIX + self.name
+
+
+class _WorkerContext(mp.context.ForkServerContext):
+    Process = _WorkerProcess  # type: ignore[assignment]
+
+
+_real_preparation_data = mp_spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict:
+    """What a new process re-runs before it starts: not the caller's main script for our workers.
+
+    A worker only runs `pipeline.pool` jobs; re-running the user's `__main__` there (as multiprocessing does
+    for forkserver and spawn) would run an unguarded script's whole flow again in every worker.
+    """
+    data = _real_preparation_data(name)
+    if name.startswith(WORKER_PREFIX):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+mp_spawn.get_preparation_data = _preparation_data
+
+
 def workers_for(cfg: CurateConfig) -> int:
     """How many worker processes a run uses: `[flow] max_workers`, at most the machine's cores."""
     return max(1, min(cfg.flow.max_workers, os.cpu_count() or 1))
@@ -59,7 +92,7 @@ def pool(workers: int) -> ProcessPoolExecutor:
         if _POOL is None or workers != _POOL_SIZE:
             if _POOL is not None:
                 _POOL.shutdown(wait=True)
-            ctx = mp.get_context("forkserver")
+            ctx = _WorkerContext()
             ctx.set_forkserver_preload(PRELOAD)
             threads = max(1, (os.cpu_count() or 1) // workers)
             _POOL = ProcessPoolExecutor(

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+# DuckDB's default memory limit is 80 % of RAM: a publish sorting 1M documents by id held 3.8 GB. With a
+# limit it sorts and joins out of core (spilling to a temp folder), so memory stays flat as data grows.
+MEMORY_LIMIT = os.environ.get("CURATE_DUCKDB_MEMORY", "1GB")
+
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-process DuckDB connection with settings that keep results deterministic."""
+    """An in-process DuckDB connection with settings that keep results deterministic and memory bounded
+    (`$CURATE_DUCKDB_MEMORY`, default 1GB; larger work spills to a temp folder)."""
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+    con.execute(f"SET temp_directory = {sql_str(Path(tempfile.gettempdir()) / 'curate-duckdb')}")
     return con
 
 

@@ -62,9 +62,12 @@ def run_map(
 ) -> int:
     """Run the map stages a config turns on (or just `names`) over every part, the parts in worker
     processes (`[flow] max_workers`); how many stage runs did work."""
-    from pipeline.pool import run_parts
+    from pipeline.pool import close_pool, run_parts
 
-    return sum(r.done for r in run_parts(ws, cfg, ws.parts(), names, workers, progress))
+    try:
+        return sum(r.done for r in run_parts(ws, cfg, ws.parts(), names, workers, progress))
+    finally:
+        close_pool()  # the workers' memory (models, buffers) is not held through the global steps
 
 
 def settle(ws: Workspace, cfg: CurateConfig) -> pa.Table:
@@ -89,7 +92,7 @@ def run_local(cfg: CurateConfig) -> LocalRun:
     """Every step of the flow in this process and its worker processes, in order, without Prefect
     (notebooks, tests, benchmarks): ingest, admit ids, map stages, global steps, decide, publish."""
     from pipeline.ingest import expand_source
-    from pipeline.pool import ingest_all, run_parts, workers_for
+    from pipeline.pool import close_pool, ingest_all, run_parts, workers_for
     from pipeline.publish import publish
 
     ws, clock = Workspace(cfg.workspace), Timings()
@@ -100,6 +103,7 @@ def run_local(cfg: CurateConfig) -> LocalRun:
         prune_inputs(ws, [inp.key for inp in inputs])
         admit(ws)
     runs = run_parts(ws, cfg, ws.parts())
+    close_pool()  # the workers' memory (models, buffers) is not held through the global steps
     clock.add_runs(runs)
     for stage in stages.global_steps(cfg):
         with clock.timed(stage.name):
