@@ -1,4 +1,5 @@
-"""The labelling flow: push a round -> wait for the annotators (poll with timeout) -> pull -> retrain.
+"""The labelling flow: push a round -> wait for the annotators (poll with timeout) -> pull -> retrain ->
+refresh the suggestions of tasks still waiting (`curate label round` is the same round without Prefect).
 
 Run it after the curation flow (or from `curate run` with labelling on): the retrain step writes
 `<ws>/label_scores/` and `<ws>/label_issues.parquet`, which the next round's push routes on.
@@ -13,7 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from labeling.pull import progress, pull
-from labeling.push import push
+from labeling.push import push, refresh_predictions
 from labeling.retrain import retrain
 from schemas.labeling import LabelingConfig
 
@@ -54,6 +55,12 @@ def retrain_task(workspace: str, cfg: LabelingConfig) -> dict:
     return {"queues": r.queues, "scored": r.scored, "issues": r.issues}
 
 
+@task(name="label-refresh", cache_policy=NONE, retries=1, retry_delay_seconds=2)
+def refresh_task(workspace: str, cfg: LabelingConfig) -> int:
+    """Replace pending tasks' suggestions with the retrained model's (or kNN on the labels so far)."""
+    return refresh_predictions(workspace, cfg)
+
+
 @flow(name="label")
 def label_flow(
     workspace: str, cfg: LabelingConfig | None = None, queue: str | None = None, budget: int | None = None
@@ -67,4 +74,6 @@ def label_flow(
         return {"push": pushed}
     waited = wait_task(workspace, cfg)
     pulled = pull_task(workspace, cfg)
-    return {"push": pushed, "wait": waited, "pull": pulled, "retrain": retrain_task(workspace, cfg)}
+    retrained = retrain_task(workspace, cfg)
+    refreshed = refresh_task(workspace, cfg)
+    return {"push": pushed, "wait": waited, "pull": pulled, "retrain": retrained, "refreshed": refreshed}
