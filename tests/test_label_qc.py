@@ -164,3 +164,31 @@ def test_bootstrap_suggestions_rules_then_knn(tmp_path: Path) -> None:
     truth = np.array(["keep" if v else "drop" for v in y[:40]])
     assert (k7[C.PREDICTION].to_numpy() == truth).mean() > 0.85  # labelled neighbours know spam
     assert set(k1[C.PREDICTION_SCORE].to_list()) == {1.0} and k7[C.PREDICTION_SCORE].min() < 1.0
+
+
+def test_dedup_audit_pairs_name_their_stage_and_show_both_sides() -> None:
+    from labeling import config_xml
+
+    assert push.audit_stage("exact_dup", "text") == "exact"
+    assert push.audit_stage("semantic_dup", "text") == "semantic"
+    assert [push.audit_stage("near_dup", m) for m in ("text", "image", "record")] == [
+        "near",
+        "image",
+        "record",
+    ]
+    assert push.audit_stage(None, "text") is None
+    cifar = SMS.parents[1] / "cifar10_sample"
+    if not cifar.exists():
+        pytest.skip(f"real data set {cifar} is absent")
+    img = next(p for p in sorted(cifar.rglob("*")) if p.suffix in (".jpg", ".png")).read_bytes()
+    row = {C.ID: "copy", C.MODALITY: C.IMAGE_MODALITY, "dedup_stage": "image", C.PREDICTION: "same",
+           C.PREDICTION_SCORE: 0.8, "model_version": "curate-dedup-verdict"}  # fmt: skip
+    kept = {C.ID: "keeper", C.MODALITY: C.TEXT_MODALITY, C.TEXT: "<b>not html</b>"}
+    t = push.task_of(row, push.AUDIT_CONFIG, img, kept, None)
+    assert t["data"]["b"].startswith('<img src="data:image/') and t["data"]["kept_id"] == "keeper"
+    assert "&lt;b&gt;not html&lt;/b&gt;" in t["data"]["a"]  # text is escaped, never rendered as HTML
+    (pred,) = t["predictions"]
+    assert pred["model_version"] == "curate-dedup-verdict" and pred["result"][0]["value"]["choices"] == [
+        "same"
+    ]
+    assert 'name="label" toName="a"' in config_xml.label_config(push.AUDIT_CONFIG)
