@@ -13,6 +13,8 @@ In order of preference, per record:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import polars as pl
 
@@ -134,7 +136,13 @@ def suggest(
             fill(have, full_l, full_s, f"knn-{len(lab_rows)}")
     todo = np.array([v is None for v in pred], dtype=bool)
     if todo.any() and pol is not None and C.RULE_REASON in pool.columns:
-        _weak(pool, rows, todo, pol, cfg, emb, fill)
+        if text_like or emb is not None:
+            with contextlib.suppress(ValueError):  # no text to fit on: the rules' verdict below
+                _weak(pool, rows, todo, pol, cfg, emb, fill)
+        todo = np.array([v is None for v in pred], dtype=bool)
+        if todo.any():  # nothing to fit on (images without embeddings): the rules' verdict itself
+            kept = rows[C.RULE_REASON].is_null().to_numpy()
+            fill(todo, list(np.where(kept, pol[0], pol[1])), np.full(n, 0.6), "rules")
     todo = np.array([v is None for v in pred], dtype=bool)
     if todo.any() and choices:
         k = len(choices)
