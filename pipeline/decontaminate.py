@@ -22,7 +22,8 @@ from schemas.config import DecontaminateConfig
 NGRAM, NEAR, SEMANTIC = "ngram", "near", "semantic"
 # short texts with typos: a pair whose character cosine is at least EDIT_MIN_COSINE (but under the near
 # threshold) is a near duplicate when difflib's similarity ratio of the two lower-cased texts reaches
-# EDIT_RATIO; only texts of at most EDIT_MAX_CHARS (longer ones share long spans: the n-gram check)
+# EDIT_RATIO (or the near threshold when higher); only texts of at most EDIT_MAX_CHARS (longer ones
+# share long spans: the n-gram check)
 EDIT_MIN_COSINE, EDIT_RATIO, EDIT_MAX_CHARS = 0.4, 0.85, 400
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 CHAR_FEATURES = 1 << 20
@@ -64,6 +65,10 @@ def char_matrix(texts: pl.Series) -> Any:
     from sklearn.feature_extraction.text import HashingVectorizer
 
     norm = texts.fill_null("").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+    if len(norm) == 0:
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((0, CHAR_FEATURES), dtype=np.float64)
     vec = HashingVectorizer(
         analyzer="char_wb", ngram_range=(3, 5), n_features=CHAR_FEATURES, alternate_sign=False, norm="l2"
     )
@@ -123,7 +128,7 @@ def match(texts: pa.Array | pa.ChunkedArray | list, index: EvalIndex, cfg: Decon
         best, arg = _row_max(sims)
         ok = best >= cfg.near_threshold
         item[todo[ok]], kind[todo[ok]], score[todo[ok]] = arg[ok], NEAR, best[ok]
-        _edit_check(series, todo, sims, ~ok, index, item, kind, score)
+        _edit_check(series, todo, sims, ~ok, index, item, kind, score, max(EDIT_RATIO, cfg.near_threshold))
     # 3. semantic duplicates
     if cfg.semantic_threshold is not None and vectors is not None and index.vectors is not None:
         todo = np.flatnonzero((item < 0) & (valid if valid is not None else True))
@@ -138,9 +143,9 @@ def match(texts: pa.Array | pa.ChunkedArray | list, index: EvalIndex, cfg: Decon
 
 
 def _edit_check(series: pl.Series, todo: np.ndarray, sims: Any, open_: np.ndarray, index: EvalIndex,
-                item: np.ndarray, kind: np.ndarray, score: np.ndarray) -> None:  # fmt: skip
+                item: np.ndarray, kind: np.ndarray, score: np.ndarray, min_ratio: float) -> None:  # fmt: skip
     """Short texts left unmatched whose character cosine to an item is at least EDIT_MIN_COSINE: near
-    duplicates when difflib's ratio reaches EDIT_RATIO (typos in a short message move the cosine a lot)."""
+    duplicates when difflib's ratio reaches `min_ratio` (typos in a short message move the cosine a lot)."""
     import difflib
 
     coo = sims.tocoo()
@@ -157,7 +162,7 @@ def _edit_check(series: pl.Series, todo: np.ndarray, sims: Any, open_: np.ndarra
         if item[i] >= 0 or len(a) > EDIT_MAX_CHARS or len(b) > EDIT_MAX_CHARS:
             continue
         ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
-        if ratio >= EDIT_RATIO:
+        if ratio >= min_ratio:
             item[i], kind[i], score[i] = c, NEAR, ratio
 
 

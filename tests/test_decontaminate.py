@@ -94,7 +94,7 @@ def test_gate_catches_planted_eval_items_with_at_most_1pct_false_drops(tmp_path:
         if not natural[r]:
             natural[r] = difflib.SequenceMatcher(None, pool[r].lower(), ev[c].lower()).ratio() >= 0.8
     rest = got.filter(pl.col(C.ID).str.starts_with("pool/p")).with_columns(
-        pl.col(C.ID).str.removeprefix("pool/p").cast(pl.Int64).alias("i")
+        pl.col(C.ID).str.strip_prefix("pool/p").cast(pl.Int64).alias("i")
     )
     dropped = rest[C.CONTAMINATED_BY].is_not_null().to_numpy()
     nat = natural[rest["i"].to_numpy()]
@@ -116,7 +116,7 @@ def test_gate_settings_change_what_is_dropped(tmp_path: Path) -> None:
         "Call me when you get home tonight",
     ]
     pool = [
-        "Intro. the quarterly report shows revenue grew by twelve percent while costs fell, then more",
+        "Intro. the quarterly report shows revenue grew by twelve percent while costs fell in every region",
         "Call me when you get home tonite!",
         "Completely unrelated message about football scores",
     ]

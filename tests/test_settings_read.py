@@ -186,3 +186,20 @@ def test_image_model_scores_caption_alignment_in_the_shards(tmp_path: Path) -> N
     )
     assert con.execute("SELECT count(caption_alignment) FROM shards").fetchone()[0] > 0
     assert con.execute("SELECT count(*) FROM image_embeddings").fetchone()[0] == n
+
+
+def test_decontaminate_against_and_text_field_change_what_is_dropped(tmp_path: Path) -> None:
+    """[decontaminate]: `against` turns the gate on, `text_field` picks the eval files' text (ngram and
+    near_threshold: tests/test_decontaminate.py::test_gate_settings_change_what_is_dropped)."""
+    rows = _sms_rows()[:300]
+    ev = tmp_path / "eval.jsonl"
+    items = [json.dumps({"id": f"e{i}", "body": t}) + "\n" for i, (_, t) in enumerate(rows[:20])]
+    ev.write_text("".join(items))
+    on = {"against": [str(ev)], "text_field": "body"}
+    _, decisions, _ = _core(_sms_run(tmp_path, rows, decontaminate=on))
+    dropped = decisions.filter(pl.col(C.REASON) == C.REASON_CONTAMINATED).height
+    assert dropped >= 20  # the 20 eval items (and any exact copies of them in the 300)
+    with pytest.raises(Exception, match="no text in field 'nothing'"):  # the eval file has no such field
+        _core(_sms_run(tmp_path, rows, decontaminate={**on, "text_field": "nothing"}))
+    _, decisions, _ = _core(_sms_run(tmp_path, rows))
+    assert decisions.filter(pl.col(C.REASON) == C.REASON_CONTAMINATED).height == 0

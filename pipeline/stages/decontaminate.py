@@ -48,6 +48,7 @@ def _index(files: tuple[tuple[str, int, int], ...], cfg_json: str, embed_json: s
     tables = []
     for path, _, _ in files:
         src = SourceConfig(path=path, modality="text", text_field=cfg.text_field)
+        before = len(pointers)
         for records, _ in read_source(path, src):
             if records.num_rows:
                 t = records.filter(records[C.TEXT].is_valid())
@@ -56,6 +57,11 @@ def _index(files: tuple[tuple[str, int, int], ...], cfg_json: str, embed_json: s
                     f"{Path(path).name}#{i[len(s) + 1 :] if i.startswith(s + '/') else i}"
                     for s, i in zip(t[C.SOURCE].to_pylist(), t[C.ID].to_pylist(), strict=True)
                 ]
+        if len(pointers) == before:
+            raise ValueError(
+                f"[decontaminate] against: {path}: no text in field {cfg.text_field!r} "
+                "(set [decontaminate] text_field)"
+            )
     empty = pa.table({C.ID: pa.array([], pa.string()), C.TEXT: pa.array([], pa.string())})
     items = pa.concat_tables(tables) if tables else empty
     vectors = None
