@@ -2,10 +2,16 @@
 
 Layout (under `cache_dir`, normally `<ws>/embeddings`)::
 
-    <cache_dir>/<model_key>/<digest>.parquet   content_hash, embedding (fixed-size list)
+    <cache_dir>/<model_key>/<digest>.parquet   content_hash, embedding (fixed-size list, row groups of 256)
 
-Each call writes the vectors it had to compute to one new immutable file named by the digest of its hashes;
-the lookup is the union of the files' `content_hash` columns (read once per file per process).
+Each call that stores writes the vectors it had to compute to one new immutable file named by the digest of
+its hashes. The lookup index is kept per folder and process and grows incrementally: each new file adds its
+keys (the first 60 bits of each content hash, sorted, 16 bytes an entry) and nothing is re-read per call;
+a hit reads only the row groups holding its rows, and the full hash is checked on read.
+
+The embed stage stores each vector once: in the workspace's default cache folder it only looks vectors up
+(`store=False`) and keeps the ones it computes in its own stage file; an explicit `[embed] cache_dir`
+(shared by workspaces) is written as before.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +37,8 @@ from schemas.embed import EmbedConfig
 
 EMBEDDED_KEY = b"curate.embedded"  # schema metadata of embed_table's output: vectors computed by this call
 MODEL_KEY = b"curate.model"
-_INDEX: dict[str, pl.DataFrame] = {}
+ROW_GROUP = 256  # rows per row group of a cache file (a hit decodes 256 vectors, not the file)
+_INDEXES: dict[str, _Index] = {}
 _INDEX_LOCK = threading.Lock()
 
 
@@ -57,22 +65,92 @@ def _series(arr: pa.Array | pa.ChunkedArray) -> pl.Series:
     return s.alias("h").cast(pl.String)
 
 
-def _index(folder: Path) -> pl.DataFrame:
-    """content_hash -> (file, row) over the folder's cache files; files are immutable, so memoised."""
-    frames = []
-    for f in sorted(folder.glob("*.parquet")):
-        key = str(f)
-        with _INDEX_LOCK:
-            df = _INDEX.get(key)
-        if df is None:
-            h = pq.read_table(f, columns=[C.CONTENT_HASH])[C.CONTENT_HASH]
-            df = pl.DataFrame({"h": _series(h), "file": key}).with_row_index("r")
-            with _INDEX_LOCK:
-                _INDEX[key] = df
-        frames.append(df)
-    if not frames:
-        return pl.DataFrame(schema={"r": pl.UInt32, "h": pl.String, "file": pl.String})
-    return pl.concat(frames).unique("h", keep="first", maintain_order=True)
+def _keys(hashes: pl.Series) -> np.ndarray:
+    """int64 key of each hex content hash: its first 15 hex digits (60 bits)."""
+    return hashes.str.slice(0, 15).str.to_integer(base=16, strict=False).fill_null(-1).to_numpy()
+
+
+@dataclass
+class _Index:
+    """content-hash key -> (file, row) over the immutable cache files of one folder, sorted by key."""
+
+    files: list[str] = field(default_factory=list)
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def add(self, path: Path) -> None:
+        """Add one file's hashes (a key already present keeps its first file)."""
+        st = path.stat()
+        h = _series(pq.read_table(path, columns=[C.CONTENT_HASH])[C.CONTENT_HASH])
+        k = _keys(h)
+        rows = np.arange(len(k), dtype=np.int32)
+        k, first = np.unique(k, return_index=True)
+        rows = rows[first]
+        pos = np.searchsorted(self.keys, k)
+        known = np.zeros(len(k), bool)
+        if len(self.keys):
+            known = self.keys[np.minimum(pos, len(self.keys) - 1)] == k
+        k, rows, pos = k[~known], rows[~known], pos[~known]
+        self.keys = np.insert(self.keys, pos, k)
+        self.fid = np.insert(self.fid, pos, np.full(len(k), len(self.files), np.int32))
+        self.row = np.insert(self.row, pos, rows)
+        self.files.append(str(path))
+        self.stats[str(path)] = (st.st_mtime_ns, st.st_size)
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(file index, row) of each key; file index -1 where the key is not indexed."""
+        if len(self.keys) == 0:
+            return np.full(len(keys), -1, np.int32), np.zeros(len(keys), np.int32)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        hit = self.keys[pos] == keys
+        return np.where(hit, self.fid[pos], -1).astype(np.int32), self.row[pos]
+
+
+def _index(folder: Path) -> _Index:
+    """The folder's index, brought up to date: new files are added; a changed or vanished file (not done
+    by curate: files are immutable) rebuilds it."""
+    paths = sorted(folder.glob("*.parquet"))
+    with _INDEX_LOCK:
+        idx = _INDEXES.get(str(folder))
+        if idx is None or any(
+            not Path(f).exists() or (Path(f).stat().st_mtime_ns, Path(f).stat().st_size) != idx.stats[f]
+            for f in idx.files
+        ):
+            idx = _INDEXES[str(folder)] = _Index()
+        for p in paths:
+            if str(p) not in idx.stats:
+                idx.add(p)
+        return idx
+
+
+def _read_hits(
+    idx: _Index, fids: np.ndarray, rows: np.ndarray, want: pl.Series
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of the given (file, row) entries, reading only their row groups; `ok[i]` is False where the
+    stored hash is not `want[i]` (a 60-bit key collision: that vector is computed instead)."""
+    n = len(fids)
+    ok = np.zeros(n, bool)
+    out: np.ndarray | None = None
+    for f in np.unique(fids):
+        sel = np.flatnonzero(fids == f)
+        pf = pq.ParquetFile(idx.files[f])
+        starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+        groups = np.searchsorted(starts, rows[sel], side="right") - 1
+        need = np.unique(groups)
+        table = pf.read_row_groups(need.tolist(), columns=[C.CONTENT_HASH, C.EMBEDDING])
+        base = np.cumsum(
+            np.r_[0, [starts[g + 1] - starts[g] for g in need]]
+        )  # where each group starts in table
+        local = base[np.searchsorted(need, groups)] + rows[sel] - starts[groups]
+        got = table.take(pa.array(local, pa.int64()))
+        vecs, _ = arrow_to_vectors(got[C.EMBEDDING])
+        if out is None:
+            out = np.zeros((n, vecs.shape[1]), np.float32)
+        out[sel] = vecs
+        ok[sel] = np.asarray(got[C.CONTENT_HASH].to_pylist(), dtype=object) == want.gather(sel).to_numpy()
+    return (out if out is not None else np.zeros((n, 0), np.float32)), ok
 
 
 def cached_vectors(
@@ -80,32 +158,42 @@ def cached_vectors(
     compute: Callable[[np.ndarray], np.ndarray],
     folder: Path,
     dtype: str,
+    store: bool = True,
 ) -> tuple[pa.Array, int]:
-    """Vectors for each hash (null for null hashes), computing with `compute(row_indices)` only unseen ones.
+    """Vectors for each hash (null for null hashes), computing with `compute(row_indices)` only unseen ones
+    (each distinct hash once); `store` writes the computed ones to the cache folder.
 
     Returns the fixed-size-list column aligned to `hashes` and how many vectors were computed.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     rows = pl.DataFrame({"h": _series(hashes)}).with_row_index("row")
     uniq = rows.drop_nulls("h").unique("h", keep="first", maintain_order=True)
-    known = uniq.join(_index(folder), on="h", how="left")
-    missing = known.filter(pl.col("file").is_null())
-    pieces: list[tuple[pl.Series, np.ndarray]] = []
+    hit = np.zeros(uniq.height, bool)
+    mat: np.ndarray | None = None
+    if folder.is_dir() and uniq.height:
+        idx = _index(folder)
+        fids, frows = idx.lookup(_keys(uniq["h"]))
+        cand = np.flatnonzero(fids >= 0)
+        if len(cand):
+            vecs, ok = _read_hits(idx, fids[cand], frows[cand], uniq["h"].gather(cand))
+            mat = np.zeros((uniq.height, vecs.shape[1]), np.float32)
+            mat[cand[ok]] = vecs[ok]
+            hit[cand[ok]] = True
+    missing = np.flatnonzero(~hit)
     computed = 0
-    if missing.height:
-        v = np.asarray(compute(missing["row"].to_numpy()), dtype=np.float32)
+    if len(missing):
+        v = np.asarray(compute(uniq["row"].to_numpy()[missing]), dtype=np.float32)
         computed = len(v)
-        _write(folder, missing["h"], v, dtype)
-        pieces.append((missing["h"], v))
-    for (file,), grp in known.filter(pl.col("file").is_not_null()).group_by(["file"], maintain_order=True):
-        col = pq.read_table(file, columns=[C.EMBEDDING])[C.EMBEDDING].take(pa.array(grp["r"].to_numpy()))
-        pieces.append((grp["h"], arrow_to_vectors(col)[0]))
-    if not pieces:  # nothing to embed: the model still gives the column its width
+        if store:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write(folder, uniq["h"].gather(missing), v, dtype)
+        if mat is None:
+            mat = np.zeros((uniq.height, v.shape[1]), np.float32)
+        mat[missing] = v
+    if mat is None:  # nothing to embed: the model still gives the column its width
         empty = np.asarray(compute(np.zeros(0, np.int64)))
         dim = empty.shape[1] if empty.ndim == 2 else 0
         return pa.nulls(rows.height, vector_type(dim, dtype)), 0
-    mat = np.concatenate([p[1] for p in pieces])
-    pos = pl.DataFrame({"h": pl.concat([p[0] for p in pieces])}).with_row_index("u")
+    pos = uniq.select("h").with_row_index("u")
     take = rows.join(pos, on="h", how="left", maintain_order="left")["u"]
     fsl = vectors_to_arrow(mat, dtype)
     return fsl.take(
@@ -120,7 +208,7 @@ def _write(folder: Path, hashes: pl.Series, v: np.ndarray, dtype: str) -> Path:
         {C.CONTENT_HASH: pa.array(hashes.to_list(), pa.string()), C.EMBEDDING: vectors_to_arrow(v, dtype)}
     )
     tmp = folder / f".{digest}.{uuid.uuid4().hex[:8]}.tmp"
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP)
     os.replace(tmp, dest)
     return dest
 
@@ -152,12 +240,16 @@ def _text_rows(batch: pa.Table) -> pa.ChunkedArray:
 
 
 def embed_table(
-    batch: pa.Table, cfg: EmbedConfig | None = None, cache_dir: str | Path = "embeddings"
+    batch: pa.Table,
+    cfg: EmbedConfig | None = None,
+    cache_dir: str | Path = "embeddings",
+    store: bool = True,
 ) -> pa.Table:
     """`id`, `content_hash`, `embedding` for text and record rows (null for images and empty content).
 
-    Vectors are looked up in `cache_dir` by content_hash and model; only unseen content is embedded and
-    added to the cache. The output's schema metadata `curate.embedded` says how many were computed.
+    Vectors are looked up in `cache_dir` by content_hash and model; only unseen content is embedded (each
+    distinct content once) and, with `store`, added to the cache (without: the caller keeps the only copy).
+    The output's schema metadata `curate.embedded` says how many were computed.
     """
     from quality.embed import embed_texts
 
@@ -170,7 +262,7 @@ def embed_table(
     def compute(rows: np.ndarray) -> np.ndarray:
         return embed_texts(text.take(pa.array(rows)), cfg)
 
-    col, n = cached_vectors(hashes, compute, Path(cache_dir) / key, cfg.dtype)
+    col, n = cached_vectors(hashes, compute, Path(cache_dir) / key, cfg.dtype, store)
     out = pa.table({C.ID: batch[C.ID], C.CONTENT_HASH: hashes, C.EMBEDDING: col})
     return out.replace_schema_metadata({EMBEDDED_KEY: str(n).encode(), MODEL_KEY: key.encode()})
 

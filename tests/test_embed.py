@@ -254,3 +254,38 @@ def test_static_batch_encode_equals_model2vec_encode_on_multilingual_text():
     np.testing.assert_allclose(got, v, atol=5e-4)  # float16 rounding of the mean, as model2vec does
     again = encode_static(texts[::-1], STATIC)  # words now come from the vocabulary cache
     np.testing.assert_allclose(again[::-1], got, atol=1e-6)
+
+
+def test_cache_index_grows_per_file_and_the_stage_keeps_the_only_copy(tmp_path):
+    """The cache index adds each new file once (no re-read per call), a hit reads the stored vector back
+    exactly, and the embed stage in a workspace's default cache folder writes no second copy of what it
+    computes (its stage file holds it); with an explicit shared cache_dir it does."""
+    from pipeline.embed_cache import _INDEXES, EMBEDDED_KEY, embed_table, model_key
+    from pipeline.stages.embed import STAGE
+    from schemas.config import CurateConfig
+
+    texts = sms_texts()[2000:2600]
+    batch = pa.table({C.ID: [str(i) for i in range(len(texts))], C.TEXT: texts})
+    cache = tmp_path / "cache"
+    first = embed_table(batch.slice(0, 300), STATIC, cache)
+    folder = cache / model_key(STATIC)
+    second = embed_table(batch.slice(200, 400), STATIC, cache)  # 100 rows seen, 300 new
+    assert len(_INDEXES[str(folder)].files) == 1  # the second file is indexed on the next call
+    assert int(second.schema.metadata[EMBEDDED_KEY]) == len(
+        set(second[C.CONTENT_HASH].to_pylist()) - set(first[C.CONTENT_HASH].to_pylist())
+    )
+    again = embed_table(batch, STATIC, cache, store=False)
+    assert int(again.schema.metadata[EMBEDDED_KEY]) == 0
+    assert len(_INDEXES[str(folder)].files) == 2 and len(list(folder.glob("*.parquet"))) == 2
+    assert again[C.EMBEDDING].slice(0, 300).equals(first[C.EMBEDDING])
+
+    records = batch.append_column(C.MODALITY, pa.array(["text"] * batch.num_rows))
+    records = records.append_column(C.DATA, pa.nulls(batch.num_rows, pa.string()))
+    ws = tmp_path / "ws"
+    cfg = CurateConfig.model_validate({"embed": {"embedder": "static"}})
+    out = STAGE.map_fn(records, cfg, ws)
+    assert int(out.schema.metadata[EMBEDDED_KEY]) == len(set(texts))
+    assert not list(ws.rglob("*.parquet"))  # nothing but the stage file (written by the runner) holds them
+    shared = cfg.model_copy(update={"embed": cfg.embed.model_copy(update={"cache_dir": str(tmp_path / "s")})})
+    STAGE.map_fn(records, shared, ws)
+    assert len(list((tmp_path / "s").rglob("*.parquet"))) == 1

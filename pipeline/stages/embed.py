@@ -30,7 +30,10 @@ def _embed(t: pa.Table, cfg: CurateConfig, root: Path) -> pa.Table:
     from pipeline.embed_cache import embed_table
 
     t = t.filter(pa.compute.not_equal(t[C.MODALITY], C.IMAGE_MODALITY))
-    return embed_table(t, cfg.embed, cache_dir=embed_cache_dir(cfg, root))
+    # the stage file holds the vectors it computes; only a cache shared by workspaces gets a second copy
+    return embed_table(
+        t, cfg.embed, cache_dir=embed_cache_dir(cfg, root), store=cfg.embed.cache_dir is not None
+    )
 
 
 STAGE = Stage(
