@@ -12,11 +12,12 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import WorkspaceOpt, app, console, fail, locked, out
+from flows.cli import WorkspaceOpt, app, console, fail, locked, out, resolve
 
 
 def _root(workspace: Path | None) -> Path:
-    root = (workspace or Path("workspace")).resolve()
+    """The workspace a command reads: --workspace, else the one ./curate.toml names, else ./workspace."""
+    _, root = resolve(None, workspace)
     if not root.exists():
         fail(f"{root}: no such workspace (run `curate run` or `curate ingest` first)")
     return root

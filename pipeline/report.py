@@ -30,8 +30,8 @@ from schemas import labeling as L
 
 KEPT_COLOUR, DROP_COLOUR, LABEL_COLOUR = "#2e7d32", "#c62828", "#f9a825"
 PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-    "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+    "#1f77b4", "#ff7f0e", "#17becf", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
 ]  # fmt: skip
 
 # Stages in decision precedence (pipeline/stages verdict ranks): which reasons each one drops.
@@ -85,7 +85,7 @@ def _has(con: duckdb.DuckDBPyConnection, view: str) -> bool:
     return bool(
         con.execute(
             "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [view]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -94,6 +94,8 @@ def _columns(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
 
 
 def _esc(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if math.isfinite(v) else str(v)
     return "∅" if v is None else html.escape(str(v))
 
 
@@ -317,8 +319,8 @@ def cluster_sizes(con: duckdb.DuckDBPyConnection) -> Section:
     s = Section(
         "clusters",
         "Duplicate cluster sizes",
-        "Number of clusters (log scale) by members, per stage; singletons are not shown. `dup_group` is the "
-        "duplicate graph's final group (one keeper each).",
+        "Number of clusters (log scale when large) by members, per stage; singletons are not shown. "
+        "`dup_group` is the duplicate graph's final group (one keeper each).",
     )
     cols = _columns(con, "decisions")
     kinds = [c for c in (C.EXACT_CLUSTER, C.NEAR_CLUSTER, C.SEMANTIC_CLUSTER, C.DUP_GROUP) if c in cols]
@@ -340,7 +342,8 @@ def cluster_sizes(con: duckdb.DuckDBPyConnection) -> Section:
         ax = fig.add_subplot(1, len(panels), i + 1)
         sizes, n = zip(*rows, strict=True)
         ax.bar([str(x) for x in sizes], n, color=PALETTE[i])
-        ax.set_yscale("log")
+        if max(n) > 30:
+            ax.set_yscale("log")
         ax.set_title(f"{c}: {sum(n):,} clusters", fontsize=9)
         ax.set_xlabel("members", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -497,16 +500,18 @@ def examples(con: duckdb.DuckDBPyConnection, per_reason: int = 3) -> Section:
     )
     content = f"left(coalesce(r.{C.TEXT}, r.{C.DATA}, r.{C.IMAGE_PATH}), 300)"
     keeper = f"left(coalesce(k.{C.TEXT}, k.{C.DATA}, k.{C.IMAGE_PATH}), 300)"
+    thumb = f"CASE WHEN octet_length({{t}}.{C.IMAGE}) <= {THUMB_BYTES} THEN {{t}}.{C.IMAGE} END"
     sql = f"""
         SELECT coalesce(r.{C.REASON}, r.{C.DECISION}) AS why, r.{C.DECISION}, r.{C.ID}, r.{C.SOURCE},
-               {content} AS content, r.{C.DUP_OF}, {keeper} AS keeper
+               {content} AS content, r.{C.DUP_OF}, {keeper} AS keeper,
+               {thumb.format(t="r")} AS image, {thumb.format(t="k")} AS kept_image
         FROM records r LEFT JOIN records k ON k.{C.ID} = r.{C.DUP_OF}
-        QUALIFY row_number() OVER (PARTITION BY why ORDER BY r.{C.ID}) <= {int(per_reason)}
+        QUALIFY row_number() OVER (PARTITION BY why ORDER BY hash(r.{C.ID}), r.{C.ID}) <= {int(per_reason)}
         ORDER BY r.{C.DECISION} DESC, why, r.{C.ID}"""
     rows = _rows(con, sql)
     out = []
     current = None
-    for why, decision, rid, src, text, dup_of, kept_text in rows:
+    for why, decision, rid, src, text, dup_of, kept_text, image, kept_image in rows:
         if why != current:
             if current is not None:
                 out.append("</tbody></table>")
@@ -516,8 +521,9 @@ def examples(con: duckdb.DuckDBPyConnection, per_reason: int = 3) -> Section:
                 "<th>id</th><th>source</th><th>content</th><th>kept copy</th></tr></thead><tbody>"
             )
             current = why
-        pair = f"<b>{_esc(dup_of)}</b><br>{_esc(kept_text)}" if dup_of else ""
-        out.append(f"<tr><td>{_esc(rid)}</td><td>{_esc(src)}</td><td>{_esc(text)}</td><td>{pair}</td></tr>")
+        pair = f"<b>{_esc(dup_of)}</b><br>{_img(kept_image)}{_esc(kept_text)}" if dup_of else ""
+        body = f"{_img(image)}{_esc(text)}"
+        out.append(f"<tr><td>{_esc(rid)}</td><td>{_esc(src)}</td><td>{body}</td><td>{pair}</td></tr>")
     if current is not None:
         out.append("</tbody></table>")
     s.html = "".join(out) or "<p>No records.</p>"
@@ -526,6 +532,19 @@ def examples(con: duckdb.DuckDBPyConnection, per_reason: int = 3) -> Section:
 
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"  # nothing may load from anywhere
+
+
+def _img(data: bytes | None) -> str:
+    """An inline thumbnail (data: URI) of image bytes, or nothing."""
+    if not data:
+        return ""
+    import base64
+
+    kind = "png" if data[:4] == b"\x89PNG" else "jpeg" if data[:3] == b"\xff\xd8\xff" else "webp"
+    return f'<img class="thumb" alt="" src="data:image/{kind};base64,{base64.b64encode(data).decode()}"><br>'
+
+
+THUMB_BYTES = 150_000  # images larger than this are shown by path only (the page stays small)
 
 SECTIONS = (summary, funnel, drops_by_source, score_histograms, cluster_sizes, language_mix, labels,
             quarantine, examples)  # fmt: skip
@@ -540,7 +559,7 @@ figcaption{font-size:13px;color:#555}table{border-collapse:collapse;font-size:13
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f1f1f1}
 table.examples td{max-width:460px;word-break:break-word}h3.keep{color:#2e7d32}h3.drop{color:#c62828}
 h3.label{color:#ef6c00}pre{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:6px}
-p.intro{color:#444;font-size:14px}
+p.intro{color:#444;font-size:14px}img.thumb{max-width:160px;max-height:120px;border:1px solid #ccc}
 """
 
 
