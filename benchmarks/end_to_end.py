@@ -512,6 +512,8 @@ def main() -> None:
         r, goal = results[hi].wall_s / results[lo].wall_s, GOAL_RATIO / 10 * hi / lo  # 11 for 100k -> 1M
         verdict = "ok" if r <= goal else "NOT MET"
         print(f"\ntime({hi:,}) / time({lo:,}) = {r:.2f} (goal <= {goal:.1f}): {verdict}")
+        rc = results[hi].cpu_s / results[lo].cpu_s  # steadier than wall on a shared machine
+        print(f"CPU-s({hi:,}) / CPU-s({lo:,}) = {rc:.2f}")
     big = max(results) if results else None
     if big is not None:
         m = results[big]
@@ -525,6 +527,7 @@ def main() -> None:
         print(
             f"  peak RSS (tree sum) {m.peak_rss_mb:,.0f} MB < {GOAL_RSS_MB:,.0f} MB: "
             + ("ok" if m.peak_rss_mb < GOAL_RSS_MB else "NOT MET")
+            + f" (PSS, shared pages once: {m.peak_pss_mb:,.0f} MB; largest process {m.max_hwm_mb:,.0f} MB)"
         )
     print(f"\nload at the end: {load()}")
     if args.json:
