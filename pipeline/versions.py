@@ -204,11 +204,11 @@ def diff(ws: Workspace, a: str | int, b: str | int, show: int = 0) -> dict[str, 
         "left_shards": f"decision_a = {keep} AND decision_b IS DISTINCT FROM {keep}",
     }
     counts = {
-        k: con.execute(f"SELECT count(*) FROM j WHERE {w}").fetchone()[0] for k, w in categories.items()
+        k: con.execute(f"SELECT count(*) FROM j WHERE {w}").fetchall()[0][0] for k, w in categories.items()
     }
     changed_content = f"""SELECT sa.{C.ID} FROM sa JOIN sb USING ({C.ID})
         WHERE sa.{C.CONTENT_HASH} IS DISTINCT FROM sb.{C.CONTENT_HASH}"""
-    counts["changed_content"] = con.execute(f"SELECT count(*) FROM ({changed_content})").fetchone()[0]
+    counts["changed_content"] = con.execute(f"SELECT count(*) FROM ({changed_content})").fetchall()[0][0]
     trans = con.execute(
         """SELECT decision_a, reason_a, decision_b, reason_b, count(*) AS n FROM j
             WHERE in_a AND in_b
@@ -229,8 +229,8 @@ def diff(ws: Workspace, a: str | int, b: str | int, show: int = 0) -> dict[str, 
         "b": f"v{vb.number}",
         "config_hash": {"a": va.manifest.get("config_hash"), "b": vb.manifest.get("config_hash")},
         "records": {
-            "a": con.execute("SELECT count(*) FROM da").fetchone()[0],
-            "b": con.execute("SELECT count(*) FROM db").fetchone()[0],
+            "a": con.execute("SELECT count(*) FROM da").fetchall()[0][0],
+            "b": con.execute("SELECT count(*) FROM db").fetchall()[0][0],
         },
         "kept": {
             "a": va.manifest.get("counts", {}).get("kept"),
