@@ -490,3 +490,17 @@ def test_sql_prints_list_struct_and_binary_columns_in_every_format(research_ws: 
     assert len(lines) == len(rows) and any(isinstance(x["pii_kinds"], list) and x["pii_kinds"] for x in lines)
     table = curate("sql", "-w", root, q).stdout
     assert '["' in table and "bytes>" in table
+
+
+def test_report_and_versions_on_a_workspace_not_yet_published(tmp_path: Path) -> None:
+    write_sample(tmp_path / "sample")
+    ws = tmp_path / "ws"
+    curate("ingest", str(tmp_path / "sample" / "texts.jsonl"), "-w", str(ws))
+    curate("report", "-w", str(ws), "--out", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert "not published" in page and "No label tables yet" in page and "<svg" in page  # funnel of ingest
+    assert "no published versions yet" in curate("versions", "-w", str(ws)).stderr
+    refused = curate("export", "-w", str(ws), "--out", str(tmp_path / "x"), check=False)
+    assert refused.returncode == 1 and "nothing published" in refused.stderr
+    gone = curate("report", "-w", str(tmp_path / "absent"), "--out", str(tmp_path / "y.html"), check=False)
+    assert gone.returncode == 1 and "no such workspace" in gone.stderr and not (tmp_path / "y.html").exists()
