@@ -93,34 +93,42 @@ def main() -> None:
     result: dict = {"datasets": {}}
     for name, s in summaries.items():
         fin = {(f["arm"], f["model"]): f for f in s["final"]}
-        arms = {}
-        for arm in ("curated", "review", "active"):
-            fx = [sd["factors"]["embed"]["macro_f1"]["arms"].get(arm, {}) for sd in s["seeds"]]
-            arms[arm] = {
-                "factor_examples": [f.get("factor_examples") for f in fx],
-                "factor_labels": [f.get("factor_labels") for f in fx],
-                "examples": [f.get("examples") for f in fx],
-                "labels": [f.get("labels") for f in fx],
-                "median_factor_examples": _median([f.get("factor_examples") for f in fx]),
-                "median_factor_labels": _median([f.get("factor_labels") for f in fx]),
+        by_model = {}
+        for model in ("embed", "tfidf"):
+            arms = {}
+            for arm in ("curated", "review", "active"):
+                fx = [sd["factors"][model]["macro_f1"]["arms"].get(arm, {}) for sd in s["seeds"]]
+                keys = ("factor_examples", "factor_labels", "examples", "labels", "factor_examples_vs_peak",
+                        "factor_labels_vs_peak")  # fmt: skip
+                arms[arm] = {k: [f.get(k) for f in fx] for k in keys}
+                for k in (
+                    "factor_examples",
+                    "factor_labels",
+                    "factor_examples_vs_peak",
+                    "factor_labels_vs_peak",
+                ):
+                    arms[arm]["median_" + k] = _median(arms[arm][k])
+            raw_f = [sd["factors"][model]["macro_f1"] for sd in s["seeds"]]
+            by_model[model] = {
+                "arms": arms,
+                "raw_curve_falls": [f["raw_falls"] for f in raw_f],
+                "raw_final": [round(f["target"], 4) for f in raw_f],
+                "raw_peak": [round(f["raw_peak"], 4) for f in raw_f],
+                "macro_f1": {a: fin[(a, model)]["macro_f1"] for a in ("raw", "curated", "review", "active")},
+                "macro_f1_range": {
+                    a: [fin[(a, model)]["f1_min"], fin[(a, model)]["f1_max"]]
+                    for a in ("raw", "curated", "review", "active")
+                },  # fmt: skip
+                "accuracy": {a: fin[(a, model)]["accuracy"] for a in ("raw", "curated", "review", "active")},
             }
+        arms = by_model["embed"]["arms"]
         best = max(arms, key=lambda a: max(arms[a]["median_factor_examples"] or 0,
                                            arms[a]["median_factor_labels"] or 0))  # fmt: skip
-        raw_f = [sd["factors"]["embed"]["macro_f1"] for sd in s["seeds"]]
         result["datasets"][name] = {
             "acc_raw": fin[("raw", "embed")]["accuracy"],
             "acc_curated": fin[("curated", "embed")]["accuracy"],
-            "acc_review": fin[("review", "embed")]["accuracy"],
-            "acc_active": fin[("active", "embed")]["accuracy"],
             "macro_f1_raw": fin[("raw", "embed")]["macro_f1"],
             "macro_f1_curated": fin[("curated", "embed")]["macro_f1"],
-            "macro_f1_review": fin[("review", "embed")]["macro_f1"],
-            "macro_f1_active": fin[("active", "embed")]["macro_f1"],
-            "macro_f1_tfidf": {
-                a: fin[(a, "tfidf")]["macro_f1"]
-                for a in ("raw", "curated", "review", "active")
-                if (a, "tfidf") in fin
-            },  # fmt: skip
             "examples_raw": fin[("raw", "embed")]["examples"],
             "examples_curated": fin[("curated", "embed")]["examples"],
             "best_arm": best,
@@ -128,10 +136,16 @@ def main() -> None:
             "labels_used": _median(arms[best]["labels"]),
             "factor_examples_per_seed": arms[best]["factor_examples"],
             "factor_labels_per_seed": arms[best]["factor_labels"],
-            "arms": arms,
-            "raw_curve_falls": [f["raw_falls"] for f in raw_f],
+            "factor_examples_vs_peak_per_seed": arms[best]["factor_examples_vs_peak"],
+            "models": by_model,
             "leaks_caught": [sd["stats"]["leaks_caught"] for sd in s["seeds"]],
             "leaks_planted": [sd["stats"]["leaks_planted"] for sd in s["seeds"]],
+            "gate_other_drops": [sd["stats"]["gate_other_drops"] for sd in s["seeds"]],
+            "review_asked": [sd["stats"]["review_asked"] for sd in s["seeds"]],
+            "wrong_labels": {
+                k: [round(sd["stats"][f"wrong_labels_{k}"], 4) for sd in s["seeds"]]
+                for k in ("raw", "curated", "reviewed")
+            },  # fmt: skip
         }
     first = next(iter(result["datasets"].values()))
     headline = ("acc_raw", "acc_curated", "macro_f1_raw", "macro_f1_curated", "examples_raw",

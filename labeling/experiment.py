@@ -381,41 +381,55 @@ def run_seed(texts: list[str], labels: list[str], settings: Settings, seed: int,
 # --- factors -------------------------------------------------------------------------------------------
 
 
+def _stays_from(a: pl.DataFrame, metric: str, target: float) -> dict | None:
+    """The first row of curve `a` (sorted by examples) from which `metric` stays at or above `target` (a
+    noisy early blip does not count), or None."""
+    below = a.with_row_index("i").filter(pl.col(metric) < target - 1e-9)["i"]
+    hit = a.slice(int(below.max()) + 1 if below.len() else 0)
+    return hit.row(0, named=True) if hit.height else None
+
+
 def factors(rows: list[dict], metric: str = "macro_f1", model: str = "embed") -> dict:
     """Per arm: examples and labels at the first point from which it stays at raw's final `metric`, and
     raw's final examples / labels divided by them (None where the arm never reaches it); whether raw's
-    curve falls."""
+    curve falls, and the same factor against raw's best point (`*_vs_peak`: raw's examples at its peak
+    divided by the arm's examples from which it stays at that peak score), the conservative figure when
+    more raw data made the raw model worse."""
     df = pl.DataFrame(rows).filter(pl.col("model") == model)
     raw = df.filter(pl.col("arm") == "raw").sort("examples")
     if raw.height == 0:
         return {}
     final = raw.row(-1, named=True)
     target = final[metric]
-    peak = raw[metric].max()
+    best = raw.sort([metric, "examples"], descending=[True, False]).row(0, named=True)
     out: dict[str, Any] = {
         "target": target,
         "raw_examples": final["examples"],
         "raw_labels": final["labels"],
-        "raw_peak": peak,
-        "raw_falls": bool(peak > target + 0.005),
+        "raw_peak": best[metric],
+        "raw_peak_examples": best["examples"],
+        "raw_falls": bool(best[metric] > target + 0.005),
         "arms": {},
     }
     for arm in ARMS[1:]:
         a = df.filter(pl.col("arm") == arm).sort("examples")
-        # the first point from which the arm stays at or above the target (a noisy early blip does not count)
-        below = a.with_row_index("i").filter(pl.col(metric) < target - 1e-9)["i"]
-        hit = a.slice(int(below.max()) + 1 if below.len() else 0)
         if a.height == 0:
             continue
         last = a.row(-1, named=True)
         entry: dict[str, Any] = {"final": last[metric], "final_examples": last["examples"]}
-        if hit.height:
-            h = hit.row(0, named=True)
-            entry |= {"examples": h["examples"], "labels": h["labels"],
-                      "factor_examples": final["examples"] / h["examples"],
-                      "factor_labels": final["labels"] / h["labels"]}  # fmt: skip
-        else:
-            entry |= {"examples": None, "labels": None, "factor_examples": None, "factor_labels": None}
+        h = _stays_from(a, metric, target)
+        entry |= {
+            "examples": h and h["examples"],
+            "labels": h and h["labels"],
+            "factor_examples": h and final["examples"] / h["examples"],
+            "factor_labels": h and final["labels"] / h["labels"],
+        }
+        p = _stays_from(a, metric, best[metric])
+        entry |= {
+            "examples_vs_peak": p and p["examples"],
+            "factor_examples_vs_peak": p and best["examples"] / p["examples"],
+            "factor_labels_vs_peak": p and best["labels"] / p["labels"],
+        }
         out["arms"][arm] = entry
     return out
 

@@ -41,7 +41,9 @@ def test_quick_benchmark_reports_every_figure(quick: dict) -> None:
     # curation removed records (duplicates, junk, leaks) and label review fixed labels: the curated arms
     # train on fewer examples, and the reviewed one scores at least as well as raw on macro-F1
     assert r["examples_curated"] < r["examples_raw"]
-    assert sms["macro_f1_review"] >= sms["macro_f1_raw"]
+    f1 = sms["models"]["embed"]["macro_f1"]
+    assert f1["review"] >= f1["raw"]
+    assert set(sms["models"]) == {"embed", "tfidf"}
     curves = (quick["out"] / "curves.csv").read_text().splitlines()
     arms = {line.split(",")[2] for line in curves[1:]}
     assert arms == {"raw", "curated", "review", "active"}
