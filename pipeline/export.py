@@ -171,7 +171,8 @@ def export(
 ) -> dict[str, Any]:
     """Write a published version (default: the current) to `out` as `fmt` with its dataset card.
 
-    hf: `datasets.Dataset.save_to_disk` (loads with `datasets.load_from_disk`); parquet: one file per shard;
+    hf: `datasets.Dataset.save_to_disk` (loads with `datasets.load_from_disk`; the image column is a
+    `datasets.Image` feature); parquet: one file per shard;
     jsonl: one JSON object per line, one file per shard, binary columns as base64. Refuses a non-empty `out`
     unless `force`. Returns {"out", "format", "rows", "files"}."""
     if fmt not in FORMATS:
@@ -194,7 +195,10 @@ def export(
 
         table = read_table(ws.root, version)
         rows = table.num_rows
-        datasets.Dataset(table, split=datasets.Split(split)).save_to_disk(str(tmp))
+        ds = datasets.Dataset(_with_image_feature(table), split=datasets.Split(split))
+        if C.IMAGE in table.column_names:  # decoded to PIL images on access (ds[i]["image"])
+            ds = ds.cast_column(C.IMAGE, datasets.Image())
+        ds.save_to_disk(str(tmp))
     else:
         for i, p in enumerate(paths):
             t = pa.ipc.open_file(pa.memory_map(p)).read_all()
@@ -210,6 +214,20 @@ def export(
     tmp.rename(out)
     files = sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())
     return {"out": str(out), "format": fmt, "rows": rows, "files": files, "version": manifest.get("version")}
+
+
+def _with_image_feature(table: pa.Table) -> pa.Table:
+    """The image bytes as the {bytes, path} struct of a `datasets.Image` column (null where no image)."""
+    if C.IMAGE not in table.column_names:
+        return table
+    img = table.column(C.IMAGE).combine_chunks()
+    path = table.column(C.IMAGE_PATH).combine_chunks() if C.IMAGE_PATH in table.column_names else None
+    if path is None:
+        path = pa.nulls(len(img), pa.string())
+    struct = pa.StructArray.from_arrays(
+        [img.cast(pa.binary()), path.cast(pa.string())], ["bytes", "path"], mask=img.is_null()
+    )
+    return table.set_column(table.schema.get_field_index(C.IMAGE), C.IMAGE, struct)
 
 
 def _write_jsonl(table: pa.Table, dest: Path) -> None:

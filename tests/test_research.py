@@ -386,6 +386,10 @@ def test_exports_load_with_datasets_and_the_card_tells_where_they_came_from(
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
     shard_ids = connect(ws.root).execute("SELECT list(id ORDER BY id) FROM shards").fetchall()[0][0]
     assert ds.num_rows == m["rows"] and ds["id"] == shard_ids
+    images = ds.filter(lambda r: r[C.MODALITY] == C.IMAGE_MODALITY)
+    assert images.num_rows > 0 and isinstance(images.features[C.IMAGE], datasets.Image)
+    first = images[0]
+    assert first[C.IMAGE].size == (first[C.WIDTH], first[C.HEIGHT])  # decoded from the shard's bytes
     card = (tmp_path / "hf" / "README.md").read_text()
     assert card.startswith("---\nlicense: other\n") and m["config_hash"] in card and "## How to cite" in card
     for reason, n in m["counts"]["by_reason"].items():
