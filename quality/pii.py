@@ -198,8 +198,9 @@ _DOTTED_QUAD = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
 # number shapes that are never a phone number here (libphonenumber calls some of them valid German or
 # Finnish numbers): ISO and European dates, year ranges, time ranges, decimals such as coordinates
 _NOT_PHONE = re.compile(
-    r"(?:1[5-9]|20)\d\d[-/.]\d\d?[-/.]\d\d?(?: \d\d?)?|\d\d?[-/.] ?\d\d?[-/.] ?(?:1[5-9]|20)?\d\d"
-    r"|(?:1[5-9]|20)\d\d ?- ?(?:1[5-9]|20)\d\d|\d\d?[.:]\d\d ?- ?\d\d?[.:]\d\d|\d{1,3}\.\d+"
+    r"(?:(?:1[5-9]|20)\d\d[-/.]\d\d?[-/.]\d\d?|\d\d?[-/.] ?\d\d?[-/.] ?(?:1[5-9]|20)?\d\d)(?:[ \xa0T]\d\d?)?"
+    r"|(?:1[5-9]|20)\d\d ?[-\u2013\u2014] ?(?:1[5-9]|20)\d\d|\d\d?[.:]\d\d ?[-\u2013] ?\d\d?[.:]\d\d"
+    r"|\d{1,3}\.\d+"
 )
 MIN_PHONE_DIGITS = 7  # fewer digits is a year, a page range, an age range or a time zone, not a phone here
 _CONTEXT = 24  # characters after a digit cluster that libphonenumber's matcher sees
