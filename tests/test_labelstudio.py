@@ -611,7 +611,12 @@ def test_annotator_quick_start_end_to_end(ls, sms_ws, tmp_path: Path) -> None:
     assert set(new["model_version"]) == {want}
     ann = cli("annotators")
     assert "qs.ann@example.com" in ann and "held" not in ann
-    cli("push", "--budget", "100")  # the rest of the records
+    rest = cli("push", "--budget", "100")  # the rest of the records, and gold made from the data
+    assert "imported 25 (5 gold)" in rest  # the gold file is used up: 5 copies of records both agreed on
+    copies = pl.read_parquet(ws / "label_tasks.parquet").filter(pl.col("copy") > 0)
+    agreed = dict(pl.read_parquet(ws / "gold_from_data.parquet").select(C.ID, C.GOLD_LABEL).iter_rows())
+    assert copies.height == 5 and copies[C.IS_GOLD].all()
+    assert all(agreed[i] == g == truth[i] for i, g in copies.select(C.ID, C.GOLD_LABEL).iter_rows())
     left = cli("push")
     labelled = pl.read_parquet(ws / "labels.parquet")[C.ID].to_list()
     normal = pl.read_parquet(ws / "label_tasks.parquet").filter(~pl.col(C.IS_GOLD))
