@@ -159,5 +159,11 @@ def eval_cmd(
                     if a.get("examples")
                     else "never reaches it"
                 )
-                out.print(f"  {arm:8s} final {a['final']:.3f}; {reach}")
+                peak = (
+                    f"; to stay at raw's best ({f['raw_peak']:.3f} at {f['raw_peak_examples']}): "
+                    f"{a['factor_examples_vs_peak']:.1f}x fewer examples"
+                    if f.get("raw_falls") and a.get("factor_examples_vs_peak")
+                    else ""
+                )
+                out.print(f"  {arm:8s} final {a['final']:.3f}; {reach}{peak}")
     out.print(f"curves: {out_dir / 'curves.csv'}, plot: {png}, summary: {out_dir / 'summary.json'}")
