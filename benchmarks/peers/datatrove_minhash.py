@@ -155,6 +155,6 @@ def main() -> None:
 # unguarded script starts the pipeline again in every worker, which fails ("An attempt has been made to start
 # a new process before the current process has finished its bootstrapping phase") and the pool waits forever
 # at ~0 CPU: the stall NOTES.md reports. Reproduced without the guard on 200 documents: no task launched in
-# 150 s; with it, the 10k run finished (and the 100k one, see the README figures).
+# 150 s; with it, a 10k run finished in 241 s.
 if __name__ == "__main__":
     main()
