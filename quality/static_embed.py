@@ -238,8 +238,10 @@ def _word_slices(path: str, words: pl.Series) -> tuple[np.ndarray, np.ndarray, n
         vocab = _VOCABS.setdefault(path, _Vocab())
         if vocab.words.height > _VOCAB_MAX:
             vocab = _VOCABS[path] = _Vocab()
-        new = frame.unique("w").join(vocab.words, on="w", how="anti")["w"]
-        if new.len():
+        looked = frame.join(vocab.words, on="w", how="left", maintain_order="left")
+        unseen = looked["start"].is_null()
+        if unseen.any():
+            new = looked.filter(unseen).unique("w")["w"]
             enc = tok.encode(" ".join(new.to_list()), add_special_tokens=False)
             ids = np.asarray(enc.ids, np.int64)
             counts = np.bincount(np.asarray(enc.word_ids, np.int64), minlength=new.len())
@@ -248,7 +250,10 @@ def _word_slices(path: str, words: pl.Series) -> tuple[np.ndarray, np.ndarray, n
             fresh = pl.DataFrame({"w": new, "start": starts + len(vocab.tokens), "n": counts})
             vocab.words = pl.concat([vocab.words, fresh])
             vocab.tokens = np.concatenate([vocab.tokens, ids])
-        looked = frame.join(vocab.words, on="w", how="left", maintain_order="left")
+            filled = looked.filter(unseen).select("w").join(fresh, on="w", how="left", maintain_order="left")
+            start = looked["start"].scatter(unseen.arg_true(), filled["start"])
+            n = looked["n"].scatter(unseen.arg_true(), filled["n"])
+            looked = pl.DataFrame({"start": start, "n": n})
         tokens = vocab.tokens
     return looked["start"].to_numpy(), looked["n"].to_numpy(), tokens
 
