@@ -126,16 +126,23 @@ def worker(tree: Path, path: Path, kernels: list[str], out: Path) -> None:
             from pipeline.exact import content_hashes
 
             hashes = content_hashes(batch)
+        import inspect
+
         eb = batch.append_column("content_hash", hashes["content_hash"])
         ew = eb.slice(0, 200)
         embed_table(ew, cfg.embed, cache_dir=cache / "warm")
         t0 = time.process_time()
         w0 = time.perf_counter()
-        table = embed_table(eb, cfg.embed, cache_dir=cache / "run")
+        table = embed_table(eb, cfg.embed, cache_dir=cache / "run")  # stores its vectors in the cache
         res["embed"] = {"cpu_s": time.process_time() - t0, "wall_s": time.perf_counter() - w0}
         t0 = time.process_time()
         embed_table(eb, cfg.embed, cache_dir=cache / "run")  # every vector is now a cache hit
         res["embed"]["hit_cpu_s"] = time.process_time() - t0
+        # as the embed stage runs a later part: nothing in the cache, words met before (ours: not stored)
+        store = {"store": False} if "store" in inspect.signature(embed_table).parameters else {}
+        t0 = time.process_time()
+        embed_table(eb, cfg.embed, cache_dir=cache / "again", **store)
+        res["embed"]["again_cpu_s"] = time.process_time() - t0
         outputs["embed"] = table.select(["id", "content_hash", "embedding"])
     for name, table in outputs.items():
         pq.write_table(table.replace_schema_metadata(None), out.parent / f"{out.stem}_{name}.parquet")
@@ -214,7 +221,9 @@ def main() -> None:
         print(row)
     if "embed" in kernels:
         for label, r in results.items():
-            print(f"embed, every vector a cache hit ({label}): {r['embed']['hit_cpu_s']:.2f} CPU-s")
+            e = r["embed"]
+            print(f"embed ({label}): every vector a cache hit {e['hit_cpu_s']:.2f} CPU-s; nothing cached but "
+                  f"the words met before (a later part) {e['again_cpu_s']:.2f} CPU-s")  # fmt: skip
     if "lang" in kernels:
         for label, r in results.items():
             acc = r["lang"]["turku"]
