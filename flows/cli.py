@@ -435,6 +435,8 @@ def _summary(manifest: dict, root: Path) -> None:
         out.print(
             line, highlight=False, soft_wrap=True, style="yellow" if line.startswith("warning") else None
         )
+    for line in _timing_lines(root):
+        out.print(line, highlight=False, soft_wrap=True, style="dim")
     folder = root / "versions" / f"v{manifest['version']}" if "version" in manifest else root / "shards"
     out.print(
         f"shards: [bold]{folder}[/] ({len(manifest['shards'])} file(s), {manifest['rows']} rows); "
@@ -446,6 +448,23 @@ def _summary(manifest: dict, root: Path) -> None:
         f'{_quote(root)} "SELECT reason, count(*) AS n FROM decisions GROUP BY reason ORDER BY n DESC"[/]',
         soft_wrap=True,
     )
+
+
+def _timing_lines(root: Path) -> list[str]:
+    """Where the last run's time went (from `<ws>/timings.json`), the stages by CPU seconds."""
+    import json
+
+    from pipeline.steps import TIMINGS
+
+    try:
+        t = json.loads((root / TIMINGS).read_text())
+    except (OSError, ValueError):
+        return []
+    total = t.get("total_s", t.get("wall_s", 0.0))
+    start = f", Prefect start-up {t['prefect_start_s']:.1f} s" if "prefect_start_s" in t else ""
+    busiest = sorted(t.get("stages", {}).items(), key=lambda kv: -kv[1]["cpu_s"])[:5]
+    cpu = ", ".join(f"{name} {v['cpu_s']:.1f}" for name, v in busiest if v["cpu_s"] >= 0.05)
+    return [f"time: {total:.1f} s wall{start}; CPU s by stage: {cpu} ({root / TIMINGS})"]
 
 
 def _quote(p: Path) -> str:

@@ -25,7 +25,9 @@ from schemas.config import CurateConfig, IngestConfig
 
 
 @task(name="ingest", cache_policy=NONE, retries=2, retry_delay_seconds=1)
-def ingest_task(inp: InputFile, cfg: IngestConfig, ws: Workspace, workers: int) -> IngestResult:
+def ingest_task(
+    inp: InputFile, cfg: IngestConfig, ws: Workspace, workers: int
+) -> tuple[IngestResult, StageRun]:
     return submit(ingest_job, inp, cfg, str(ws.root), workers=workers).result()
 
 
@@ -72,8 +74,9 @@ def curate_flow(cfg: CurateConfig) -> dict:
     workers = 1 if cfg.flow.task_runner == "dask" else workers_for(cfg)
     inputs = [inp for src in cfg.sources for inp in expand_source(src)]
     ingest = ingest_task.with_options(retries=cfg.flow.retries)
-    with clock.timed("ingest"):
-        ingest.map(inputs, cfg=unmapped(cfg.ingest), ws=unmapped(ws), workers=unmapped(workers)).result()
+    with clock.timed("ingest files"):
+        done = ingest.map(inputs, cfg=unmapped(cfg.ingest), ws=unmapped(ws), workers=unmapped(workers))
+        clock.add_runs(took for _, took in done.result())
     with clock.timed("admit"):
         admit_task(ws, [inp.key for inp in inputs])
     names = map_stage_names(cfg)

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import multiprocessing.spawn as mp_spawn
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -119,9 +120,12 @@ def part_job(root: str, part: str, cfg: CurateConfig, names: Sequence[str]) -> l
     return run_part([registry.STAGES[n] for n in names], Workspace(root), part, cfg)
 
 
-def ingest_job(inp: InputFile, cfg: IngestConfig, root: str) -> IngestResult:
-    """Ingest one input file into the workspace at `root` (in a worker or in-process)."""
-    return ingest_input(inp, cfg, Workspace(root))
+def ingest_job(inp: InputFile, cfg: IngestConfig, root: str) -> tuple[IngestResult, StageRun]:
+    """Ingest one input file into the workspace at `root` (in a worker or here), and how long it took."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = ingest_input(inp, cfg, Workspace(root))
+    took = StageRun("ingest", inp.key, not result.skipped, time.perf_counter() - t0, time.process_time() - c0)
+    return result, took
 
 
 def map_stage_names(cfg: CurateConfig, names: Iterable[str] | None = None) -> list[str]:
@@ -159,7 +163,7 @@ def run_parts(
 
 def ingest_all(
     inputs: Sequence[InputFile], cfg: IngestConfig, ws: Workspace, workers: int
-) -> list[IngestResult]:
-    """Ingest every input file, `workers` files at a time; results in input order."""
+) -> list[tuple[IngestResult, StageRun]]:
+    """Ingest every input file, `workers` files at a time; results (and times) in input order."""
     futures = [submit(ingest_job, inp, cfg, str(Path(ws.root)), workers=workers) for inp in inputs]
     return [f.result() for f in futures]

@@ -135,13 +135,25 @@ def run_part(stages: Sequence[Stage], ws: Workspace, part: str, cfg: CurateConfi
             batch = _add_columns(batch, other, list(after_cols))
         if stage.modality is not None:
             batch = batch.filter(pc.equal(batch[C.MODALITY], stage.modality))
-        assert stage.map_fn is not None
-        table = stage.map_fn(batch, cfg, ws.root)
+        table = _map_in_chunks(stage, batch, cfg, ws.root)
         _write(stage, table, out, config_hash(stage.settings(cfg)), stamp)
         if stage.writer is None:
             made[stage.name] = table
         runs.append(StageRun(stage.name, part, True, time.perf_counter() - t0, time.process_time() - c0))
     return runs
+
+
+CHUNK_ROWS = 8192  # rows a map stage sees at once: its intermediates stay small however large the part
+
+
+def _map_in_chunks(stage: Stage, batch: pa.Table, cfg: CurateConfig, root: Path) -> pa.Table:
+    """A map stage's output over `batch`, computed CHUNK_ROWS rows at a time (every map stage is row-wise),
+    so a worker's memory is bounded by a chunk's intermediates, not by the part's size."""
+    assert stage.map_fn is not None
+    if batch.num_rows <= CHUNK_ROWS:
+        return stage.map_fn(batch, cfg, root)
+    outs = [stage.map_fn(batch.slice(i, CHUNK_ROWS), cfg, root) for i in range(0, batch.num_rows, CHUNK_ROWS)]
+    return pa.concat_tables(outs, promote_options="permissive").combine_chunks()
 
 
 def _read_part(ws: Workspace, part: str, reads: list[str]) -> pa.Table:

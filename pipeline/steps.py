@@ -97,8 +97,7 @@ def run_local(cfg: CurateConfig) -> LocalRun:
 
     ws, clock = Workspace(cfg.workspace), Timings()
     inputs = [inp for src in cfg.sources for inp in expand_source(src)]
-    with clock.timed("ingest"):
-        ingest_all(inputs, cfg.ingest, ws, workers_for(cfg))
+    clock.add_runs(took for _, took in ingest_all(inputs, cfg.ingest, ws, workers_for(cfg)))
     with clock.timed("admit"):
         prune_inputs(ws, [inp.key for inp in inputs])
         admit(ws)
