@@ -7,6 +7,7 @@ import polars as pl
 import pyarrow as pa
 import xxhash
 
+from quality.nfc import nfc_series
 from schemas import columns as C
 from schemas.record import EXACT_SCHEMA
 
@@ -14,11 +15,9 @@ from schemas.record import EXACT_SCHEMA
 def normalise_text(texts: pl.Series) -> pl.Series:
     """The text form that exact dedup compares: Unicode NFC, whitespace runs folded, ends trimmed.
 
-    Polars string kernels over the column; NFC runs only on rows with a non-ASCII character and the fold
+    Polars string kernels over the column; NFC runs only on rows that can change under it and the fold
     only on rows with whitespace other than lone spaces (the others are already in that form)."""
-    wide = texts.str.contains(r"[^\x00-\x7F]")
-    if wide.any():
-        texts = texts.scatter(wide.arg_true(), texts.filter(wide).str.normalize("NFC"))
+    texts = nfc_series(texts)
     odd = texts.str.contains(r"[^\S ]|  ")
     if odd.any():
         texts = texts.scatter(odd.arg_true(), texts.filter(odd).str.replace_all(r"\s+", " "))

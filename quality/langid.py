@@ -19,6 +19,7 @@ from typing import Any
 
 import numba
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -150,12 +151,17 @@ def _score_kernel(data, offsets, nextmove, rowbase, output, ptc, pc, scores, fou
 def _prepared(texts: pa.Array | pa.ChunkedArray, max_chars: int) -> pa.LargeStringArray:
     """What py3langid reads of each text: the first `max_chars` characters of the trimmed text, lower-cased
     when it is all upper case, NFC (Arrow kernels over the column)."""
+    from quality.nfc import nfc_series
+
     head = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(texts.cast(pa.string())), 0, max_chars)
-    head = pc.if_else(pc.fill_null(pc.utf8_is_upper(head), False), pc.utf8_lower(head), head)
-    head = pc.utf8_normalize(head, "NFC")
+    upper = pc.fill_null(pc.utf8_is_upper(head), False)
+    if pc.any(upper).as_py():
+        head = pc.if_else(upper, pc.utf8_lower(head), head)
     if isinstance(head, pa.ChunkedArray):
         head = head.combine_chunks() if head.num_chunks else pa.array([], pa.string())
-    return head.cast(pa.large_string())
+    s = pl.from_arrow(head)
+    assert isinstance(s, pl.Series)
+    return nfc_series(s.cast(pl.String)).to_arrow().cast(pa.large_string())
 
 
 def detect_texts(
