@@ -138,7 +138,8 @@ def test_image_and_record_rules() -> None:
 def test_stopword_and_normalisation_kernels_match_their_definitions() -> None:
     """rule_stopwords counts on the lower-cased text what the case-insensitive stop-word regex counts, and
     normalise_text (NFC / whitespace fold only on rows that need it) equals NFC + fold + trim of every row:
-    checked on real en/de/es/fi web lines and pages plus made edge cases (long s, all caps, NBSP, NFD)."""
+    checked on real en/de/es/fi web lines and pages plus made edge cases (long s, all caps, NBSP, NFD,
+    conjoining Hangul jamo, singletons such as the Angstrom sign, composition exclusions)."""
     import unicodedata
 
     from pipeline.exact import normalise_text
@@ -149,6 +150,7 @@ def test_stopword_and_normalisation_kernels_match_their_definitions() -> None:
         for d in json.loads((data_dir("turku_web_line_quality") / lang / "dev.json").read_text()):
             texts += d["text"] + ["\n".join(d["text"])]
     texts += ["ſe THE The_end ÄR NÃO İl", "la-la LA", "", "  a\u00a0 b\n\tc  ", "e\u0301 e\u0301"]
+    texts += ["\u1100\u1161\u11a8 가\u11a8", "\u212b \u2126", "a\u0327\u0301", "\u0958", "\uac00\u0301"]
     got = pl.from_arrow(apply_rules(_batch(texts), RulesConfig()))[R + "stopwords"]
     want = pl.Series(texts).str.count_matches(_STOP_RE).cast(pl.Float64)
     assert got.to_list() == want.to_list()
