@@ -502,7 +502,7 @@ def main() -> None:
                     )
                 rec["datatrove"] = pm.__dict__ | {"summary": summary, "accuracy": dacc}
         elif not args.no_peer:
-            print(f"  DataTrove: not run at {n:,} (--peer-max {args.peer_max}; ~400 docs/s a core here)")
+            print(f"  DataTrove: not run at {n:,} (--peer-max {args.peer_max}; ~140 docs/CPU-s here)")
         report["runs"][n] = rec
         if not args.keep:
             shutil.rmtree(ws.parent, ignore_errors=True)
