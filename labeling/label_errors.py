@@ -49,7 +49,8 @@ def find_label_errors(
     proba = out_of_fold_proba(kind, x, y, k, folds, seed)
     proba = np.clip(proba, 1e-6, 1.0)
     proba /= proba.sum(axis=1, keepdims=True)
-    issues = find_label_issues(labels=y, pred_probs=proba, filter_by="prune_by_noise_rate")
+    # n_jobs=1: a forked pool deadlocked inside a threaded process (the Prefect label flow)
+    issues = find_label_issues(labels=y, pred_probs=proba, filter_by="prune_by_noise_rate", n_jobs=1)
     quality = get_label_quality_scores(labels=y, pred_probs=proba)
     return pl.DataFrame(
         {
