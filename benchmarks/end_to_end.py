@@ -504,7 +504,7 @@ def main() -> None:
         elif not args.no_peer:
             print(f"  DataTrove: not run at {n:,} (--peer-max {args.peer_max}; ~140 docs/CPU-s here)")
         report["runs"][n] = rec
-        if not args.keep:
+        if not args.keep and m.rc == 0:  # a failed run keeps its folder: the log is there
             shutil.rmtree(ws.parent, ignore_errors=True)
 
     if len(results) >= 2:
