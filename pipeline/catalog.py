@@ -2,9 +2,9 @@
 
 Views: `records` (every admitted record with every stage's columns and its decision), `decisions`,
 `quarantine`, `shards` (the rows of the published shards), `shard_files` (one row per shard from the
-manifest), the views stages declare when their files exist (`embeddings`, `duplicates`, `near_clusters`,
-`semantic_pairs`, `image_embeddings`), and the labelling tables `labels`, `annotations`, `annotators`,
-`label_agreement`, `label_tasks`, `label_issues`.
+manifest), the views stages declare (`embeddings`, `duplicates`, `near_clusters`, `semantic_pairs`,
+`image_embeddings`, `dedup_audit`; empty until the stage has run), and the labelling tables `labels`,
+`annotations`, `annotators`, `label_agreement`, `label_tasks`, `label_issues`.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def connect(workspace: str | Path) -> duckdb.DuckDBPyConnection:
         f"""CREATE VIEW records AS SELECT r.*, d.{C.DECISION}, d.{C.REASON}
             FROM {stages.record_row_sql(ws, cfg)} r LEFT JOIN decisions d USING ({C.ID})"""
     )
-    for view, files in stages.views(ws).items():  # per-stage views: embeddings, duplicates, pairs ...
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {scan(files)}")
+    for view, (files, schema) in stages.views(ws).items():  # embeddings, duplicates, pairs, audit ...
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM {scan(files, schema)}")
     _shard_views(con, ws)
     versions.register_views(con, ws)  # shards_v<N>, decisions_v<N>, versions
     for view, fname in OPTIONAL_VIEWS.items():

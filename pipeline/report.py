@@ -82,10 +82,12 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 
 
 def _has(con: duckdb.DuckDBPyConnection, view: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [view]
-        ).fetchall()[0][0]
+    """The view exists and holds a row (a stage's view exists, empty, before the stage has run)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [view]
+    ).fetchall()[0][0]
+    return bool(exists) and bool(
+        con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {view} LIMIT 1)").fetchall()[0][0]
     )
 
 

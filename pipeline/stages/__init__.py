@@ -163,9 +163,10 @@ def shard_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
-def views(ws: Workspace) -> dict[str, list]:
-    """Catalog views of stages that declare one: view name -> the stage's files."""
-    return {s.view: files for s in REGISTRY if s.view and (files := stage_files(ws, s))}
+def views(ws: Workspace) -> dict[str, tuple[list, pa.Schema]]:
+    """Catalog views of stages that declare one: view name -> the stage's files (none yet: the view is
+    empty, with the stage's columns, so a query of it means "nothing yet", not "no such table")."""
+    return {s.view: (stage_files(ws, s), s.writes) for s in REGISTRY if s.view}
 
 
 from pipeline.runner import remove_orphans, run_global, run_stage_on_part  # noqa: E402
