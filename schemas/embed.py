@@ -45,7 +45,9 @@ class EmbedConfig(_Strict):
         description="where distilled static models live; none = $CURATE_STATIC_DIR or ~/.cache/curate/static",
     )
     cache_dir: str | None = Field(
-        None, description="vector cache shared by runs and sources; none = <workspace>/embeddings"
+        None,
+        description="vector cache shared by workspaces (written by the embed stage); none = look up "
+        "<workspace>/embeddings only, the embed stage's own files holding the vectors it computes",
     )
     cascade_uncertainty: float = Field(
         0.5, ge=0, le=1, description="cascade: records whose static-tier uncertainty is >= this are re-scored"
