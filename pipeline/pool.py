@@ -30,19 +30,36 @@ _POOL_LOCK = threading.Lock()
 PRELOAD = ["pipeline.pool"]
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when its parent (the forkserver) goes, so a killed run leaves none."""
+def _exit_with(pid: int) -> None:
+    """End this worker when process `pid` (the run that started the pool) ends, however it ends.
+
+    A worker's parent is the forkserver, which outlives a killed run as long as workers hold its pipe, and
+    workers blocked on the task queue never see it close: without this, a SIGKILLed run leaves them behind.
+    """
+    import select
+
     try:
-        import ctypes
-        import signal
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):  # gone already, or no pidfd (Linux < 5.3): poll instead
+        fd = None
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while True:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="curate-exit-with-run", daemon=True).start()
 
 
-def _init_worker(threads: int) -> None:
-    _die_with_parent()
+def _init_worker(threads: int, run_pid: int) -> None:
+    _exit_with(run_pid)
     # two workers on two cores: each library's own thread pool gets its share, not every core
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -97,7 +114,7 @@ def pool(workers: int) -> ProcessPoolExecutor:
             ctx.set_forkserver_preload(PRELOAD)
             threads = max(1, (os.cpu_count() or 1) // workers)
             _POOL = ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, os.getpid())
             )
             _POOL_SIZE = workers
         return _POOL
