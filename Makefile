@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Label Studio conflicts with Prefect in one environment: it gets its own virtualenv; we talk HTTP to it.
+# sentry-sdk 3 removed an option Label Studio 1.23 passes at start-up ("Unknown option 'send_default_pii'").
 $(LS_VENV)/bin/label-studio:
 	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/pip install -q label-studio==$(LABEL_STUDIO_VERSION)
+	$(LS_VENV)/bin/pip install -q label-studio==$(LABEL_STUDIO_VERSION) 'sentry-sdk<3'
 
 setup: $(STAMP) $(LS_VENV)/bin/label-studio
 
