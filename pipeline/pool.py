@@ -14,7 +14,8 @@ import multiprocessing.spawn as mp_spawn
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from schemas.config import CurateConfig, IngestConfig
 
 _POOL: ProcessPoolExecutor | None = None
 _POOL_SIZE = 0
+_SUBMITTED = 0  # tasks handed to the current pool
 _POOL_LOCK = threading.Lock()
 PRELOAD = ["pipeline.pool"]
 
@@ -67,6 +69,11 @@ def _init_worker(threads: int, run_pid: int) -> None:
 
 
 WORKER_PREFIX = "curate-worker-"
+# A worker's memory grew ~150 MB with each 50k-document part it ran (allocator and library caches), which
+# reached 2.3 GB per worker at 1M documents: after this many tasks per worker the pool is retired (its
+# running tasks finish) and new tasks go to fresh workers, which reload their models in about a second.
+# (ProcessPoolExecutor's own max_tasks_per_child deadlocks on Python 3.11.)
+TASKS_PER_WORKER = 3
 
 
 class _WorkerProcess(mp.context.ForkServerProcess):
@@ -105,7 +112,7 @@ def workers_for(cfg: CurateConfig) -> int:
 
 def pool(workers: int) -> ProcessPoolExecutor:
     """The process pool of this process with `workers` workers (started on first use, then reused)."""
-    global _POOL, _POOL_SIZE
+    global _POOL, _POOL_SIZE, _SUBMITTED
     with _POOL_LOCK:
         if _POOL is None or workers != _POOL_SIZE:
             if _POOL is not None:
@@ -114,9 +121,13 @@ def pool(workers: int) -> ProcessPoolExecutor:
             ctx.set_forkserver_preload(PRELOAD)
             threads = max(1, (os.cpu_count() or 1) // workers)
             _POOL = ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, os.getpid())
+                workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(threads, os.getpid()),
             )
             _POOL_SIZE = workers
+            _SUBMITTED = 0
         return _POOL
 
 
@@ -160,7 +171,32 @@ def submit(fn: Callable, *args: object, workers: int) -> Future:
         except BaseException as exc:  # noqa: BLE001  # handed to the caller, as the pool would
             f.set_exception(exc)
         return f
-    return pool(workers).submit(fn, *args)
+    global _POOL, _SUBMITTED
+    with _POOL_LOCK:
+        if _POOL is not None and TASKS_PER_WORKER * workers <= _SUBMITTED:
+            _POOL.shutdown(wait=False)  # its running tasks still finish
+            _POOL = None
+    p = pool(workers)
+    with _POOL_LOCK:
+        _SUBMITTED += 1
+    return p.submit(fn, *args)
+
+
+def _bounded(jobs: Sequence[tuple], workers: int) -> Iterator[Future]:
+    """Futures of `jobs` ((fn, *args) each) in order, at most `workers` of them running at once (a pool
+    that is retired for memory must not have queued work that makes two pools run side by side)."""
+    pending: deque[Future] = deque()
+    it = iter(jobs)
+    for job in it:
+        pending.append(submit(*job, workers=workers))
+        if len(pending) >= workers:
+            break
+    while pending:
+        done = pending.popleft()
+        yield done
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(submit(*nxt, workers=workers))
 
 
 def run_parts(
@@ -174,13 +210,29 @@ def run_parts(
     """Run the map stages on every part, `workers` parts at a time; every stage run, in part order."""
     order = map_stage_names(cfg, names)
     n = workers_for(cfg) if workers is None else workers
-    futures = [submit(part_job, str(ws.root), p, cfg, order, workers=n) for p in parts]
-    return [run for f in progress(futures, ", ".join(order)) for run in f.result()]
+    jobs = [(part_job, str(ws.root), p, cfg, order) for p in parts]
+    runs: list[StageRun] = []
+    for f in progress(_Sized(_bounded(jobs, n), len(jobs)), ", ".join(order)):
+        runs.extend(f.result())
+    return runs
+
+
+class _Sized:
+    """An iterator with a length (for progress bars)."""
+
+    def __init__(self, it: Iterator, n: int) -> None:
+        self.it, self.n = it, n
+
+    def __iter__(self) -> Iterator:
+        return self.it
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def ingest_all(
     inputs: Sequence[InputFile], cfg: IngestConfig, ws: Workspace, workers: int
 ) -> list[tuple[IngestResult, StageRun]]:
     """Ingest every input file, `workers` files at a time; results (and times) in input order."""
-    futures = [submit(ingest_job, inp, cfg, str(Path(ws.root)), workers=workers) for inp in inputs]
-    return [f.result() for f in futures]
+    jobs = [(ingest_job, inp, cfg, str(Path(ws.root))) for inp in inputs]
+    return [f.result() for f in _bounded(jobs, workers)]

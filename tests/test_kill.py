@@ -15,6 +15,7 @@ wall time (5), and two kills hit a re-publish (after a settings change) right af
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -189,10 +190,26 @@ def staged(pattern: str) -> Callable[[Path], Path | None]:
     return find
 
 
+def gone_within(pgid: int, seconds: float) -> bool:
+    """True when no process of group `pgid` is left within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def run_and_kill(cfg: Path, ws: Path, env: dict[str, str], kill: Kill) -> bool:
-    """Start `curate run` and SIGKILL it at the kill's moment; False when it finished first."""
+    """Start `curate run` and SIGKILL it at the kill's moment; False when it finished first.
+
+    A timed kill hits the run's own process only: its worker processes must then end by themselves (the
+    test fails if any is left after 10 s). A kill caught mid-write freezes and kills the run's whole process
+    group, since the write may be a worker's."""
     proc = subprocess.Popen([CURATE, "run", "-c", str(cfg)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     t0 = time.monotonic()
     try:
         while proc.poll() is None:
@@ -200,26 +217,29 @@ def run_and_kill(cfg: Path, ws: Path, env: dict[str, str], kill: Kill) -> bool:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 kill.report["at_s"] = round(time.monotonic() - t0, 2)
+                assert gone_within(proc.pid, 10), f"{kill.name}: worker processes outlived the killed run"
                 return True
             hit = kill.ready(ws) if kill.ready is not None else None
             if hit is not None:
                 if kill.after:
                     time.sleep(kill.after)
-                proc.send_signal(signal.SIGSTOP)
+                os.killpg(proc.pid, signal.SIGSTOP)
                 time.sleep(0.01)  # let the stop land
                 if hit.exists():  # the write is still in progress: kill it there
-                    proc.send_signal(signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     kill.report["in_progress"] = hit.name
                     kill.report["at_s"] = round(time.monotonic() - t0, 2)
                     return True
-                proc.send_signal(signal.SIGCONT)  # too late for this file: wait for the next one
+                os.killpg(proc.pid, signal.SIGCONT)  # too late for this file: wait for the next one
             time.sleep(0.0005)
         return False
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def check_after_kill(ws: Path, before: dict | None) -> None:
