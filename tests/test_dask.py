@@ -39,7 +39,7 @@ def test_dask_local_cluster_matches_default_runner(flow_mod, cc_dir: Path, tmp_p
 
     pids = read_json(tmp_path / "dask" / TIMINGS)["worker_pids"]
     assert len(pids) == 2, pids  # the parts were processed by both Dask workers
-    assert len(read_json(tmp_path / "threads" / TIMINGS)["worker_pids"]) == 2  # and by two processes here
+    assert len(read_json(tmp_path / "threads" / TIMINGS)["worker_pids"]) >= 2  # and by worker processes here
     assert len(list((tmp_path / "dask" / "ingest").glob("*.parquet"))) > 4
 
     # the global steps (near clusters across parts, the duplicate graph) saw every part
