@@ -171,7 +171,9 @@ class DecontaminateConfig(Strict):
     )
     text_field: str = Field("text", description="field of the evaluation files holding the text")
     ngram: int = Field(
-        13, gt=1, description="a shared span of this many words (normalised) is contamination (GPT-3's "
+        13,
+        gt=1,
+        description="a shared span of this many words (normalised) is contamination (GPT-3's "
         "13-gram; 8 dropped 0.7 % more unrelated SMS: templated messages share 8-word spans)",
     )
     near_threshold: float = Field(
@@ -183,7 +185,10 @@ class DecontaminateConfig(Strict):
         "copy caught, <= 0.7 % unrelated texts dropped)",
     )
     semantic_threshold: float | None = Field(
-        None, gt=0, le=1, description="cosine of the default embeddings at or above this is a semantic "
+        None,
+        gt=0,
+        le=1,
+        description="cosine of the default embeddings at or above this is a semantic "
         "duplicate of the item (needs [stages] embed); none = off (static vectors of short texts: 0.93 "
         "dropped 3 % of unrelated SMS)",
     )
