@@ -220,3 +220,12 @@ class Client:
         """The authenticated user (checks the token)."""
         u = self.call("whoami", self.sdk.users.whoami)
         return {"id": int(u.id), "email": getattr(u, "email", None)}
+
+
+def connect(workspace: Any, cfg: LabelingConfig, server: Any = "auto") -> Client:
+    """A client of `server`, or of the server the workspace uses ("auto": config url, else the local one)."""
+    if server == "auto":
+        from labeling.server import resolve
+
+        server = resolve(workspace, cfg, require=True)
+    return Client(server, cfg)

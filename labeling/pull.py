@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from labeling import config_xml, consensus
-from labeling.client import PROJECT_PREFIX, Client
+from labeling.client import PROJECT_PREFIX, Client, connect
 from labeling.push import RECORD_KEY, read_gold, read_tasks
 from pipeline.workspace import Workspace, write_parquet
 from schemas import columns as C
@@ -253,13 +253,10 @@ def model_probs(ws: Workspace) -> dict[str, dict[str, float]]:
 
 def pull(workspace: str | Path, cfg: LabelingConfig | None = None, server: Any = "auto") -> PullResult:
     """Read every project's annotations, merge with earlier pulls, write the labels tables."""
-    from labeling import server as srv
 
     cfg = cfg or LabelingConfig()
     ws = Workspace(workspace)
-    if server == "auto":
-        server = srv.resolve(ws.root, cfg, require=True)
-    client = Client(server, cfg)
+    client = connect(ws.root, cfg, server)
     pushed = read_tasks(ws)
     fresh, n_projects = fetch(client, pushed)  # everything read before anything is written
     previous = read_annotations(ws)
@@ -280,13 +277,10 @@ def progress(
     workspace: str | Path, cfg: LabelingConfig | None = None, server: Any = "auto"
 ) -> tuple[int, int]:
     """(pushed tasks with at least `overlap` submitted annotations, pushed tasks) on the server."""
-    from labeling import server as srv
 
     cfg = cfg or LabelingConfig()
     ws = Workspace(workspace)
-    if server == "auto":
-        server = srv.resolve(ws.root, cfg, require=True)
-    client = Client(server, cfg)
+    client = connect(ws.root, cfg, server)
     pushed = read_tasks(ws).filter(pl.col(C.SERVER) == client.url)
     mine = set(pushed[C.TASK_ID].to_list())
     done = 0

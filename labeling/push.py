@@ -781,15 +781,12 @@ def refresh_predictions(
 ) -> int:
     """Replace the suggestion of every pending task (no label yet) with the newest one (the retrained
     classifier's, else kNN on the labels so far); the number of tasks whose suggestion changed."""
-    from labeling import server as srv
     from labeling import suggest
-    from labeling.client import Client
+    from labeling.client import connect
 
     cfg = cfg or LabelingConfig()
     ws = Workspace(workspace)
-    if server == "auto":
-        server = srv.resolve(ws.root, cfg, require=True)
-    client = Client(server, cfg)
+    client = connect(ws.root, cfg, server)
     pushed = read_tasks(ws)
     labels = read_labels(ws)
     pend = pending_tasks(pushed.filter((pl.col(C.SERVER) == client.url) & (pl.col(C.QUEUE) != AUDIT_QUEUE)),
