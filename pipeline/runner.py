@@ -163,11 +163,6 @@ def _read_part(ws: Workspace, part: str, reads: list[str]) -> pa.Table:
     return batch.drop_columns([c for c in (C.SOURCE_FILE, C.SOURCE_ROW) if c not in reads])
 
 
-def run_stage_on_part(stage: Stage, ws: Workspace, part: str, cfg: CurateConfig) -> bool:
-    """Run one map stage on one part unless its output is current; True when work was done."""
-    return run_part([stage], ws, part, cfg)[0].done
-
-
 def _add_columns(batch: pa.Table, other: pa.Table, cols: list[str]) -> pa.Table:
     """`batch` with `other`'s columns, matched by id, in `batch`'s row order."""
     if not other[C.ID].equals(batch[C.ID]):

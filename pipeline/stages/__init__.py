@@ -169,6 +169,6 @@ def views(ws: Workspace) -> dict[str, tuple[list, pa.Schema]]:
     return {s.view: (stage_files(ws, s), s.writes) for s in REGISTRY if s.view}
 
 
-from pipeline.runner import remove_orphans, run_global, run_stage_on_part  # noqa: E402
+from pipeline.runner import remove_orphans, run_global  # noqa: E402
 
-__all__ += ["remove_orphans", "run_global", "run_stage_on_part"]
+__all__ += ["remove_orphans", "run_global"]
