@@ -77,20 +77,26 @@ def signature_table(
     return pa.Table.from_arrays([ids, mh, *cols, pa.array(lengths)], schema=signature_schema(num_perm, bands))
 
 
-def write_signatures(table: pa.Table, path: str | Path) -> Path:
-    """Write a signature (or pHash) table atomically.
+# How signature tables are stored: signatures are random integers, so no compression, dictionary (but ids)
+# or statistics (they cost time and save nothing).
+SIGNATURE_PARQUET = {"compression": "none", "use_dictionary": [C.ID], "write_statistics": False}
 
-    `minhash` is stored as fixed-size binary (the uint32 values, little-endian): Parquet writes and reads
-    it ~20x faster than a list column; SignatureSet reads both. Signatures are random integers, so no
-    compression, dictionary or statistics (they cost time and save nothing).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+def signatures_on_disk(table: pa.Table) -> pa.Table:
+    """A signature table as stored: `minhash` as fixed-size binary (the uint32 values, little-endian), which
+    Parquet writes and reads ~20x faster than a list column; SignatureSet reads both."""
     if C.MINHASH in table.column_names:
         i = table.schema.get_field_index(C.MINHASH)
         table = table.set_column(i, C.MINHASH, lsh.minhash_binary(table.column(C.MINHASH)))
+    return table
+
+
+def write_signatures(table: pa.Table, path: str | Path) -> Path:
+    """Write a signature (or pHash) table atomically, stored as `signatures_on_disk` says."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="none", use_dictionary=[C.ID], write_statistics=False)
+        pq.write_table(signatures_on_disk(table), tmp, **SIGNATURE_PARQUET)
     return path
 
 

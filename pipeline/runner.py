@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import xxhash
 
 from pipeline.ids import admitted_filter, excluded_path, excluded_rows
 from pipeline.stages.spec import Stage
-from pipeline.workspace import CONFIG_HASH_KEY, INGEST, Workspace, write_parquet
+from pipeline.workspace import CONFIG_HASH_KEY, INGEST, Workspace, atomic_path, write_parquet
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
 
@@ -66,32 +67,24 @@ def _excluded_digest(ws: Workspace, part_path: Path) -> str:
     return xxhash.xxh3_64_hexdigest(",".join(map(str, mine[C.Q_LINE].to_pylist())).encode())
 
 
-def map_stamp(stage: Stage, ws: Workspace, part: str, cfg: CurateConfig) -> str:
-    """What a map stage's output of one part depends on: settings, the part's content, earlier outputs."""
+def map_stamp(
+    stage: Stage, ws: Workspace, part: str, cfg: CurateConfig, known: dict[str, str] | None = None
+) -> str:
+    """What a map stage's output of one part depends on: settings, the part's content, earlier outputs
+    (their stamps: from `known` for those about to be written, else from their files)."""
+    known = known or {}
     part_path = ws.part_path(INGEST, part)
     h = xxhash.xxh3_128()
     h.update(f"{stage.name}|{config_hash(stage.settings(cfg))}|{file_digest(part_path)}".encode())
     h.update(_excluded_digest(ws, part_path).encode())
     for name, _ in stage.after:
-        h.update(f"|{name}:{stamp_of(ws.part_path(name, part))}".encode())
+        h.update(f"|{name}:{known[name] if name in known else stamp_of(ws.part_path(name, part))}".encode())
     return h.hexdigest()
 
 
 def is_current(path: Path, stamp: str) -> bool:
     """True when `path` exists and was made from exactly what `stamp` describes."""
     return path.exists() and stamp_of(path) == stamp
-
-
-def _write(stage: Stage, table: pa.Table, out: Path, settings_hash: str, stamp: str) -> None:
-    meta = dict(table.schema.metadata or {}) | {
-        CONFIG_HASH_KEY: settings_hash.encode(),
-        STAMP_KEY: stamp.encode(),
-    }
-    table = table.replace_schema_metadata(meta)
-    if stage.writer is None:
-        write_parquet(table, out)
-    else:
-        stage.writer(table, out)
 
 
 @dataclass
@@ -106,61 +99,165 @@ class StageRun:
     pid: int = field(default_factory=os.getpid)  # the process that ran it
 
 
+CHUNK_ROWS = 8192  # rows the stages see at once: a worker's memory is bounded by a chunk, not by the part
+
+
+class _PartOutput:
+    """One stage's output file of one part, written a chunk at a time to a temp name that the caller's
+    `atomic_path` renames once every chunk is in; tagged with the settings hash and the stamp."""
+
+    def __init__(self, stage: Stage, tmp: Path, settings_hash: str, stamp: str) -> None:
+        self.stage, self.tmp = stage, tmp
+        self.meta = {CONFIG_HASH_KEY: settings_hash.encode(), STAMP_KEY: stamp.encode()}
+        self.writer: pq.ParquetWriter | None = None
+        self.empty: pa.Table | None = None  # an empty chunk's output: written only when no chunk has rows
+
+    def write(self, table: pa.Table) -> None:
+        """Add a chunk's rows (the file's column types come from the first chunk with rows)."""
+        if table.num_rows == 0:
+            if self.writer is None and self.empty is None:
+                self.empty = table
+            return
+        self._write(table)
+
+    def finish(self) -> None:
+        """Close the file; a stage that met no row writes its empty table."""
+        if self.writer is None and self.empty is not None:
+            self._write(self.empty)
+        self.close()
+
+    def close(self) -> None:
+        """Close the file as it is (after a failure its temp file is removed by `atomic_path`)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _write(self, table: pa.Table) -> None:
+        if self.stage.on_disk is not None:
+            table = self.stage.on_disk(table)
+        if self.writer is None:
+            schema = _typed(table.schema, self.stage.writes)
+            schema = schema.with_metadata(dict(schema.metadata or {}) | self.meta)
+            opts = self.stage.parquet if self.stage.parquet is not None else {"compression": "zstd"}
+            self.writer = pq.ParquetWriter(self.tmp, schema, **opts)
+        if not table.schema.equals(self.writer.schema, check_metadata=False):
+            table = table.cast(self.writer.schema)
+        self.writer.write_table(table, row_group_size=CHUNK_ROWS)
+
+
+def _typed(schema: pa.Schema, declared: pa.Schema) -> pa.Schema:
+    """`schema` with its null-typed columns (a chunk where every value was null) given their declared type."""
+    fields = [
+        declared.field(f.name) if pa.types.is_null(f.type) and f.name in declared.names else f for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _ran(stage: Stage, part: str, done: bool, t0: float, c0: float) -> StageRun:
+    return StageRun(stage.name, part, done, time.perf_counter() - t0, time.process_time() - c0)
+
+
 def run_part(stages: Sequence[Stage], ws: Workspace, part: str, cfg: CurateConfig) -> list[StageRun]:
     """Run map stages (in run order) on one part, each unless its output is current.
 
-    The part is read and admitted once for all of them, and a stage reads the columns of an earlier stage
-    that ran in the same call from memory, not from its file.
+    The part is read and admitted once for all of them and streamed through them CHUNK_ROWS rows at a time
+    (every map stage is row-wise): a stage reads the columns of an earlier stage of the same chunk from
+    memory, and each output is written chunk by chunk, so memory does not grow with the part's size.
     """
-    runs: list[StageRun] = []
-    base: pa.Table | None = None
-    made: dict[str, pa.Table] = {}
+    stamps: dict[str, str] = {}
+    todo: list[Stage] = []
+    runs: dict[str, StageRun] = {}
     for stage in stages:
         t0, c0 = time.perf_counter(), time.process_time()
-        out = ws.part_path(stage.name, part)
-        stamp = map_stamp(stage, ws, part, cfg)
-        if is_current(out, stamp):
-            runs.append(StageRun(stage.name, part, False, time.perf_counter() - t0, time.process_time() - c0))
-            continue
-        if base is None:
-            base = _read_part(ws, part, [c for s in stages for c in s.reads])
-        batch = base.select([c for c in dict.fromkeys(stage.reads) if c in base.column_names])
+        stamp = map_stamp(stage, ws, part, cfg, stamps)
+        if is_current(ws.part_path(stage.name, part), stamp):
+            runs[stage.name] = _ran(stage, part, False, t0, c0)
+        else:
+            stamps[stage.name] = stamp
+            todo.append(stage)
+            runs[stage.name] = _ran(stage, part, True, t0, c0)
+    if todo:
+        _stream_part(todo, ws, part, cfg, stamps, runs)
+    return [runs[s.name] for s in stages]
+
+
+def _stream_part(
+    todo: Sequence[Stage],
+    ws: Workspace,
+    part: str,
+    cfg: CurateConfig,
+    stamps: dict[str, str],
+    runs: dict[str, StageRun],
+) -> None:
+    running = {s.name for s in todo}
+    # columns of earlier stages that are current (not run now): read once from their files
+    stored: dict[str, pa.Table] = {}
+    for stage in todo:
         for name, after_cols in stage.after:
-            if name in made:
-                other = made[name].select([C.ID, *after_cols])
-            elif ws.part_path(name, part).exists():  # an earlier stage that is off leaves the columns out
-                other = pq.read_table(ws.part_path(name, part), columns=[C.ID, *after_cols])
-            else:
-                continue
-            batch = _add_columns(batch, other, list(after_cols))
-        if stage.modality is not None:
-            batch = batch.filter(pc.equal(batch[C.MODALITY], stage.modality))
-        table = _map_in_chunks(stage, batch, cfg, ws.root)
-        _write(stage, table, out, config_hash(stage.settings(cfg)), stamp)
-        if stage.writer is None:
-            made[stage.name] = table
-        runs.append(StageRun(stage.name, part, True, time.perf_counter() - t0, time.process_time() - c0))
-    return runs
+            if name not in running and name not in stored and ws.part_path(name, part).exists():
+                stored[name] = pq.read_table(ws.part_path(name, part), columns=[C.ID, *after_cols])
+    with ExitStack() as stack:
+        outs = {
+            s.name: _PartOutput(
+                s,
+                stack.enter_context(atomic_path(ws.part_path(s.name, part))),
+                config_hash(s.settings(cfg)),
+                stamps[s.name],
+            )
+            for s in todo
+        }
+        try:
+            for chunk in _part_chunks(ws, part, [c for s in todo for c in s.reads]):
+                made: dict[str, pa.Table] = {}
+                for stage in todo:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    batch = _stage_input(stage, chunk, made, stored)
+                    assert stage.map_fn is not None
+                    table = stage.map_fn(batch, cfg, ws.root)
+                    outs[stage.name].write(table)
+                    made[stage.name] = table
+                    r = runs[stage.name]
+                    r.wall_s += time.perf_counter() - t0
+                    r.cpu_s += time.process_time() - c0
+            for out in outs.values():
+                out.finish()
+        finally:
+            for out in outs.values():
+                out.close()
 
 
-CHUNK_ROWS = 8192  # rows a map stage sees at once: its intermediates stay small however large the part
+def _stage_input(
+    stage: Stage, chunk: pa.Table, made: dict[str, pa.Table], stored: dict[str, pa.Table]
+) -> pa.Table:
+    """The rows and columns one stage reads from a chunk: its record columns, then earlier stages' columns."""
+    batch = chunk.select([c for c in dict.fromkeys(stage.reads) if c in chunk.column_names])
+    for name, after_cols in stage.after:
+        if name in made:
+            other = made[name].select([C.ID, *after_cols])
+        elif name in stored:  # an earlier stage that is off leaves the columns out
+            other = stored[name].filter(pc.is_in(stored[name][C.ID], value_set=batch[C.ID].combine_chunks()))
+        else:
+            continue
+        batch = _add_columns(batch, other, list(after_cols))
+    if stage.modality is not None:
+        batch = batch.filter(pc.equal(batch[C.MODALITY], stage.modality))
+    return batch
 
 
-def _map_in_chunks(stage: Stage, batch: pa.Table, cfg: CurateConfig, root: Path) -> pa.Table:
-    """A map stage's output over `batch`, computed CHUNK_ROWS rows at a time (every map stage is row-wise),
-    so a worker's memory is bounded by a chunk's intermediates, not by the part's size."""
-    assert stage.map_fn is not None
-    if batch.num_rows <= CHUNK_ROWS:
-        return stage.map_fn(batch, cfg, root)
-    outs = [stage.map_fn(batch.slice(i, CHUNK_ROWS), cfg, root) for i in range(0, batch.num_rows, CHUNK_ROWS)]
-    return pa.concat_tables(outs, promote_options="permissive").combine_chunks()
-
-
-def _read_part(ws: Workspace, part: str, reads: list[str]) -> pa.Table:
-    """The admitted rows of one ingest part: the columns `reads` (rows left out for a repeated id dropped)."""
+def _part_chunks(ws: Workspace, part: str, reads: list[str]) -> Iterator[pa.Table]:
+    """The admitted rows of one ingest part, CHUNK_ROWS rows read at a time: the columns `reads` (rows left
+    out for a repeated id dropped). An empty part gives one empty chunk."""
     cols = list(dict.fromkeys([*reads, C.SOURCE_FILE, C.SOURCE_ROW]))
-    batch = admitted_filter(pq.read_table(ws.part_path(INGEST, part), columns=cols), excluded_rows(ws))
-    return batch.drop_columns([c for c in (C.SOURCE_FILE, C.SOURCE_ROW) if c not in reads])
+    extra = [c for c in (C.SOURCE_FILE, C.SOURCE_ROW) if c not in reads]
+    excluded = excluded_rows(ws)
+    f = pq.ParquetFile(ws.part_path(INGEST, part))
+    cols = [c for c in cols if c in f.schema_arrow.names]
+    seen = False
+    for rb in f.iter_batches(batch_size=CHUNK_ROWS, columns=cols):
+        seen = True
+        yield admitted_filter(pa.Table.from_batches([rb]), excluded).drop_columns(extra)
+    if not seen:
+        yield f.schema_arrow.empty_table().select(cols).drop_columns(extra)
 
 
 def _add_columns(batch: pa.Table, other: pa.Table, cols: list[str]) -> pa.Table:
@@ -203,7 +300,9 @@ def run_global(stage: Stage, ws: Workspace, cfg: CurateConfig) -> bool:
     if is_current(out, stamp):
         return False
     assert stage.global_fn is not None
-    _write(stage, stage.global_fn(ws.root, cfg), out, config_hash(stage.settings(cfg)), stamp)
+    table = stage.global_fn(ws.root, cfg)
+    meta = dict(table.schema.metadata or {}) | {STAMP_KEY: stamp.encode()}
+    write_parquet(table.replace_schema_metadata(meta), out, config_hash(stage.settings(cfg)))
     return True
 
 

@@ -33,14 +33,16 @@ _LOCK = threading.Lock()
 _LANES = 16  # texts the score kernel walks side by side
 
 
-@lru_cache(maxsize=8)
-def _identifier(candidates: tuple[str, ...] | None) -> Any:
+def _load_identifier(candidates: tuple[str, ...] | None) -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     if candidates:
         ident.set_languages(list(candidates))
     return ident
+
+
+_identifier = lru_cache(maxsize=8)(_load_identifier)
 
 
 def identifier(cfg: LangConfig | None = None) -> Any:
@@ -65,7 +67,7 @@ class _Arrays:
 
 @lru_cache(maxsize=8)
 def _arrays(candidates: tuple[str, ...] | None) -> _Arrays:
-    ident = _identifier(candidates)
+    ident = _load_identifier(candidates)  # not kept: its own copy of the model is not needed here
     return _Arrays(
         nextmove=np.frombuffer(ident.tk_nextmove, dtype=np.uint32),
         rowbase=np.asarray(ident.tk_row, dtype=np.int64) << 8,

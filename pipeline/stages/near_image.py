@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.image_hash import PHASH_SCHEMA, image_phash
-from pipeline.near import write_signatures
+from pipeline.near import SIGNATURE_PARQUET, signatures_on_disk
 from pipeline.stages.spec import Stage
 from schemas import columns as C
 
@@ -17,6 +17,7 @@ STAGE = Stage(
     settings=lambda cfg: {"v": 1},
     enabled=lambda cfg: cfg.stages.near,
     map_fn=lambda t, cfg, root: image_phash(t, cfg.near),
-    writer=write_signatures,
+    on_disk=signatures_on_disk,
+    parquet=SIGNATURE_PARQUET,
     joined=(),
 )

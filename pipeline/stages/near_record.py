@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.near import signature_schema, write_signatures
+from pipeline.near import SIGNATURE_PARQUET, signature_schema, signatures_on_disk
 from pipeline.record_near import record_signatures
 from pipeline.stages.spec import Stage
 from schemas import columns as C
@@ -29,6 +29,7 @@ STAGE = Stage(
     settings=lambda cfg: cfg.near.model_dump(include=RECORD_KEYS),
     enabled=lambda cfg: cfg.stages.near,
     map_fn=lambda t, cfg, root: record_signatures(t, cfg.near),
-    writer=write_signatures,
+    on_disk=signatures_on_disk,
+    parquet=SIGNATURE_PARQUET,
     joined=(),
 )

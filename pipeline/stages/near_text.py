@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.near import near_text_signatures, signature_schema, write_signatures
+from pipeline.near import SIGNATURE_PARQUET, near_text_signatures, signature_schema, signatures_on_disk
 from pipeline.stages.spec import Stage
 from schemas import columns as C
 
@@ -18,6 +18,7 @@ STAGE = Stage(
     settings=lambda cfg: cfg.near.model_dump(include=TEXT_KEYS),
     enabled=lambda cfg: cfg.stages.near,
     map_fn=lambda t, cfg, root: near_text_signatures(t, cfg.near),
-    writer=write_signatures,
+    on_disk=signatures_on_disk,
+    parquet=SIGNATURE_PARQUET,
     joined=(),
 )

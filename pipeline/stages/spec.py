@@ -66,7 +66,10 @@ class Stage:
     inputs: tuple[str, ...] = ()
     map_fn: MapFn | None = None
     global_fn: GlobalFn | None = None
-    writer: Callable[[pa.Table, Path], Path] | None = None
+    # how its per-part output is stored: a transform of each written batch, and pyarrow.parquet.ParquetWriter
+    # options (default: the table as is, zstd)
+    on_disk: Callable[[pa.Table], pa.Table] | None = None
+    parquet: dict[str, Any] | None = None
     joined: tuple[str, ...] | None = (
         None  # columns joined to the record row (records view, decide); None = all
     )
