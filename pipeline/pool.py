@@ -12,6 +12,7 @@ import atexit
 import multiprocessing as mp
 import multiprocessing.spawn as mp_spawn
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -25,9 +26,7 @@ from pipeline.runner import StageRun, run_part
 from pipeline.workspace import Workspace
 from schemas.config import CurateConfig, IngestConfig
 
-_POOL: ProcessPoolExecutor | None = None
-_POOL_SIZE = 0
-_SUBMITTED = 0  # tasks handed to the current pool
+_SLOTS: _Slots | None = None
 _POOL_LOCK = threading.Lock()
 PRELOAD = ["pipeline.pool"]
 
@@ -69,10 +68,9 @@ def _init_worker(threads: int, run_pid: int) -> None:
 
 
 WORKER_PREFIX = "curate-worker-"
-# A worker's memory grew ~150 MB with each 50k-document part it ran (allocator and library caches), which
-# reached 2.3 GB per worker at 1M documents: after this many tasks per worker the pool is retired (its
-# running tasks finish) and new tasks go to fresh workers, which reload their models in about a second.
-# (ProcessPoolExecutor's own max_tasks_per_child deadlocks on Python 3.11.)
+# A worker's memory grows with the parts it has run (allocator fragmentation, the static embedder's word
+# cache): after this many tasks a worker is replaced by a fresh one, which reloads its models in about a
+# second. (ProcessPoolExecutor's own max_tasks_per_child deadlocks on Python 3.11.)
 TASKS_PER_WORKER = 3
 
 
@@ -105,39 +103,126 @@ def _preparation_data(name: str) -> dict:
 mp_spawn.get_preparation_data = _preparation_data
 
 
+# Allocators of the workers, set in the forkserver's environment when it starts (each allocator reads its
+# setting once, at its first allocation): polars' jemalloc returns freed pages at once instead of keeping
+# them for 0.5-1 s, Arrow allocates with malloc instead of its own mimalloc arenas, and glibc keeps 2
+# arenas, not 8 per core. A user's own values win.
+WORKER_ALLOCATOR_ENV = {
+    "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0",
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+    "MALLOC_ARENA_MAX": "2",
+}
+_POLARS_JEMALLOC = "dirty_decay_ms:500,muzzy_decay_ms:1000"  # what importing polars puts in _RJEM_MALLOC_CONF
+
+
+def _worker_env() -> dict[str, str]:
+    """The allocator settings the workers need that this process's environment lacks."""
+    out = {k: v for k, v in WORKER_ALLOCATOR_ENV.items() if k not in os.environ}
+    jemalloc = os.environ.get("_RJEM_MALLOC_CONF", "")
+    if not jemalloc.replace(_POLARS_JEMALLOC, "").strip(","):  # unset, or only polars' own default
+        out["_RJEM_MALLOC_CONF"] = WORKER_ALLOCATOR_ENV["_RJEM_MALLOC_CONF"]
+    return out
+
+
+def _start_forkserver() -> None:
+    """Start this process's forkserver (once) with the workers' allocator settings in its environment."""
+    from multiprocessing import forkserver
+
+    env = _worker_env()
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def workers_for(cfg: CurateConfig) -> int:
     """How many worker processes a run uses: `[flow] max_workers`, at most the machine's cores."""
     return max(1, min(cfg.flow.max_workers, os.cpu_count() or 1))
 
 
-def pool(workers: int) -> ProcessPoolExecutor:
-    """The process pool of this process with `workers` workers (started on first use, then reused)."""
-    global _POOL, _POOL_SIZE, _SUBMITTED
-    with _POOL_LOCK:
-        if _POOL is None or workers != _POOL_SIZE:
-            if _POOL is not None:
-                _POOL.shutdown(wait=True)
+class _Slot:
+    """One worker process (a process pool of one), replaced by a fresh one once it has run TASKS_PER_WORKER
+    tasks or broke; it is replaced while idle, so an old and a new worker never hold memory side by side."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.executor: ProcessPoolExecutor | None = None
+        self.tasks = 0
+
+    def take(self) -> ProcessPoolExecutor:
+        """The worker for the next task (a fresh one when this one is spent or broken)."""
+        spent = self.tasks >= TASKS_PER_WORKER or getattr(self.executor, "_broken", False)
+        if self.executor is not None and spent:
+            self.executor.shutdown(wait=True)  # idle: its last task has finished
+            self.executor = None
+        if self.executor is None:
             ctx = _WorkerContext()
             ctx.set_forkserver_preload(PRELOAD)
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            _POOL = ProcessPoolExecutor(
-                workers,
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(threads, os.getpid()),
+            _start_forkserver()
+            self.executor = ProcessPoolExecutor(
+                1, mp_context=ctx, initializer=_init_worker, initargs=(self.threads, os.getpid())
             )
-            _POOL_SIZE = workers
-            _SUBMITTED = 0
-        return _POOL
+            self.tasks = 0
+        self.tasks += 1
+        return self.executor
+
+    def close(self) -> None:
+        """Stop the worker (its queued tasks are cancelled)."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
+
+class _Slots:
+    """`workers` worker slots: a task waits for an idle slot and runs in its worker process."""
+
+    def __init__(self, workers: int) -> None:
+        self.size = workers
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self.slots = [_Slot(threads) for _ in range(workers)]
+        self.idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        for slot in self.slots:
+            self.idle.put(slot)
+
+    def submit(self, fn: Callable, *args: object) -> Future:
+        slot = self.idle.get()
+        try:
+            future = slot.take().submit(fn, *args)
+        except BaseException:
+            self.idle.put(slot)
+            raise
+        future.add_done_callback(lambda _: self.idle.put(slot))
+        return future
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.close()
+
+
+def _slots(workers: int) -> _Slots:
+    """The worker slots of this process, `workers` of them (started on first use, then reused)."""
+    global _SLOTS
+    with _POOL_LOCK:
+        if _SLOTS is None or _SLOTS.size != workers:
+            if _SLOTS is not None:
+                _SLOTS.close()
+            _SLOTS = _Slots(workers)
+        return _SLOTS
 
 
 def close_pool() -> None:
     """Stop the worker processes (they are started again on the next use)."""
-    global _POOL
+    global _SLOTS
     with _POOL_LOCK:
-        if _POOL is not None:
-            _POOL.shutdown(wait=True, cancel_futures=True)
-            _POOL = None
+        if _SLOTS is not None:
+            _SLOTS.close()
+            _SLOTS = None
 
 
 atexit.register(close_pool)
@@ -171,20 +256,12 @@ def submit(fn: Callable, *args: object, workers: int) -> Future:
         except BaseException as exc:  # noqa: BLE001  # handed to the caller, as the pool would
             f.set_exception(exc)
         return f
-    global _POOL, _SUBMITTED
-    with _POOL_LOCK:
-        if _POOL is not None and TASKS_PER_WORKER * workers <= _SUBMITTED:
-            _POOL.shutdown(wait=False)  # its running tasks still finish
-            _POOL = None
-    p = pool(workers)
-    with _POOL_LOCK:
-        _SUBMITTED += 1
-    return p.submit(fn, *args)
+    return _slots(workers).submit(fn, *args)
 
 
 def _bounded(jobs: Sequence[tuple], workers: int) -> Iterator[Future]:
-    """Futures of `jobs` ((fn, *args) each) in order, at most `workers` of them running at once (a pool
-    that is retired for memory must not have queued work that makes two pools run side by side)."""
+    """Futures of `jobs` ((fn, *args) each) in order, at most `workers` of them submitted at once (a task
+    waits for an idle worker: submitting them all would block here)."""
     pending: deque[Future] = deque()
     it = iter(jobs)
     for job in it:
