@@ -139,8 +139,16 @@ class Measured:
     extra: dict = field(default_factory=dict)
 
 
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
 def measure(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Measured:
-    """Run cmd, poll its process tree's memory every 0.25 s, and take its CPU time after wait."""
+    """Run cmd, poll its process tree's memory every 0.25 s, and take its CPU time after wait. Each sample's
+    per-process RSS and PSS go to memtrace.tsv beside the log (which process holds the memory, and when)."""
     load_before = load()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -149,19 +157,25 @@ def measure(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = N
         peak = {"rss": 0, "pss": 0, "hwm": 0}
         ticks: dict[int, int] = {}
         stop = threading.Event()
+        trace = open(log.with_name("memtrace.tsv"), "w")  # noqa: SIM115 - closed after the poller stops
+        trace.write("t_s\tpid\tppid_name\tname\trss_mb\tpss_mb\n")
 
         def poll() -> None:
             while not stop.is_set():
                 pids = _tree(proc.pid)
                 rss = hwm = pss = 0
+                now = time.perf_counter() - t0
                 for p in pids:
                     t = _cpu_ticks(p)
                     if t >= 0:
                         ticks[p] = max(ticks.get(p, 0), t)
-                    s = _status_kb(p, ("VmRSS", "VmHWM"))
+                    s = _status_kb(p, ("VmRSS", "VmHWM", "PPid"))
+                    p_pss = _pss_kb(p)
                     rss += s.get("VmRSS", 0)
                     hwm = max(hwm, s.get("VmHWM", 0))
-                    pss += _pss_kb(p)
+                    pss += p_pss
+                    parent, mb = _name(s.get("PPid", 0)), s.get("VmRSS", 0) / 1024
+                    trace.write(f"{now:.2f}\t{p}\t{parent}\t{_name(p)}\t{mb:.0f}\t{p_pss / 1024:.0f}\n")
                 peak["rss"] = max(peak["rss"], rss)
                 peak["pss"] = max(peak["pss"], pss)
                 peak["hwm"] = max(peak["hwm"], hwm)
@@ -172,6 +186,7 @@ def measure(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = N
         rc = proc.wait()
         stop.set()
         th.join()
+        trace.close()
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
