@@ -68,10 +68,25 @@ def _init_worker(threads: int, run_pid: int) -> None:
 
 
 WORKER_PREFIX = "curate-worker-"
-# A worker's memory grows with the parts it has run (allocator fragmentation, the static embedder's word
-# cache): after this many tasks a worker is replaced by a fresh one, which reloads its models in about a
-# second. (ProcessPoolExecutor's own max_tasks_per_child deadlocks on Python 3.11.)
-TASKS_PER_WORKER = 3
+# A worker's memory grows with the parts it has run (allocator fragmentation, caches): it is replaced by a
+# fresh one, while idle, once its RSS passes WORKER_MEMORY_MB or it has run TASKS_PER_WORKER tasks. A fresh
+# worker reloads its models (~4 CPU-s), so it is replaced for memory, not after a fixed few tasks.
+# (ProcessPoolExecutor's own max_tasks_per_child deadlocks on Python 3.11.)
+TASKS_PER_WORKER = 20
+WORKER_MEMORY_MB = 900
+
+
+def _rss_mb(executor: ProcessPoolExecutor) -> float:
+    """Resident memory of the executor's worker processes, in MB (0 when unknown)."""
+    total = 0
+    for pid in list(getattr(executor, "_processes", None) or {}):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total / 1024
 
 
 class _WorkerProcess(mp.context.ForkServerProcess):
@@ -147,8 +162,9 @@ def workers_for(cfg: CurateConfig) -> int:
 
 
 class _Slot:
-    """One worker process (a process pool of one), replaced by a fresh one once it has run TASKS_PER_WORKER
-    tasks or broke; it is replaced while idle, so an old and a new worker never hold memory side by side."""
+    """One worker process (a process pool of one), replaced by a fresh one once it holds WORKER_MEMORY_MB,
+    has run TASKS_PER_WORKER tasks or broke; it is replaced while idle, so an old and a new worker never hold
+    memory side by side."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
@@ -157,8 +173,11 @@ class _Slot:
 
     def take(self) -> ProcessPoolExecutor:
         """The worker for the next task (a fresh one when this one is spent or broken)."""
-        spent = self.tasks >= TASKS_PER_WORKER or getattr(self.executor, "_broken", False)
-        if self.executor is not None and spent:
+        if self.executor is not None and (
+            self.tasks >= TASKS_PER_WORKER
+            or getattr(self.executor, "_broken", False)
+            or _rss_mb(self.executor) > WORKER_MEMORY_MB
+        ):
             self.executor.shutdown(wait=True)  # idle: its last task has finished
             self.executor = None
         if self.executor is None:
