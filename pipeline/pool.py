@@ -69,11 +69,13 @@ def _init_worker(threads: int, run_pid: int) -> None:
 
 WORKER_PREFIX = "curate-worker-"
 # A worker's memory grows with the parts it has run (allocator fragmentation, caches): it is replaced by a
-# fresh one, while idle, once its RSS passes WORKER_MEMORY_MB or it has run TASKS_PER_WORKER tasks. A fresh
-# worker reloads its models (~4 CPU-s), so it is replaced for memory, not after a fixed few tasks.
+# fresh one, while idle, once its RSS passes WORKER_MEMORY_MB (but not before MIN_TASKS tasks: a config whose
+# models alone pass the mark, e.g. the transformer embedder, is not reloaded for every part) or it has run
+# TASKS_PER_WORKER tasks. A fresh worker reloads its models (~4 CPU-s with the default stages).
 # (ProcessPoolExecutor's own max_tasks_per_child deadlocks on Python 3.11.)
 TASKS_PER_WORKER = 20
 WORKER_MEMORY_MB = 900
+MIN_TASKS = 3
 
 
 def _rss_mb(executor: ProcessPoolExecutor) -> float:
@@ -176,7 +178,7 @@ class _Slot:
         if self.executor is not None and (
             self.tasks >= TASKS_PER_WORKER
             or getattr(self.executor, "_broken", False)
-            or _rss_mb(self.executor) > WORKER_MEMORY_MB
+            or (self.tasks >= MIN_TASKS and _rss_mb(self.executor) > WORKER_MEMORY_MB)
         ):
             self.executor.shutdown(wait=True)  # idle: its last task has finished
             self.executor = None

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,10 +21,12 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipeline.ids import admitted_filter, excluded_path, excluded_rows
-from pipeline.stages.spec import Stage
 from pipeline.workspace import CONFIG_HASH_KEY, INGEST, Workspace, atomic_path, write_parquet
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
+
+if TYPE_CHECKING:  # the stages package imports this module
+    from pipeline.stages.spec import Stage
 
 STAMP_KEY = b"curate.stamp"
 _DIGESTS: dict[tuple[str, int, int], str] = {}
