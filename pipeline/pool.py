@@ -1,9 +1,10 @@
 """Worker processes for the per-part work (ingest of a file, the map stages of a part).
 
 The kernels hold the GIL for part of their time, so threads leave the second core idle: the parts go to a
-pool of processes instead. The pool is started once per process (forkserver: workers fork from a clean
-server that has already imported the stages, so a worker starts in milliseconds and loads each model once)
-and reused by every later call. A worker dies with the process that started it.
+pool of processes instead: one slot per worker, started on first use and reused by every later call
+(forkserver: workers fork from a clean server that has already imported the stages, so a worker starts in
+milliseconds and loads each model once). A worker is replaced, while idle, when it has grown past
+WORKER_MEMORY_MB, and dies with the process that started it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pipeline.workspace import Workspace
 from schemas.config import CurateConfig, IngestConfig
 
 _SLOTS: _Slots | None = None
-_POOL_LOCK = threading.Lock()
+_SLOTS_LOCK = threading.Lock()
 PRELOAD = ["pipeline.pool"]
 
 
@@ -229,7 +230,7 @@ class _Slots:
 def _slots(workers: int) -> _Slots:
     """The worker slots of this process, `workers` of them (started on first use, then reused)."""
     global _SLOTS
-    with _POOL_LOCK:
+    with _SLOTS_LOCK:
         if _SLOTS is None or _SLOTS.size != workers:
             if _SLOTS is not None:
                 _SLOTS.close()
@@ -240,7 +241,7 @@ def _slots(workers: int) -> _Slots:
 def close_pool() -> None:
     """Stop the worker processes (they are started again on the next use)."""
     global _SLOTS
-    with _POOL_LOCK:
+    with _SLOTS_LOCK:
         if _SLOTS is not None:
             _SLOTS.close()
             _SLOTS = None

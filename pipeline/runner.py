@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipeline.ids import admitted_filter, excluded_path, excluded_rows
-from pipeline.workspace import CONFIG_HASH_KEY, INGEST, Workspace, atomic_path, write_parquet
+from pipeline.workspace import CONFIG_HASH_KEY, INGEST, PARQUET_OPTIONS, Workspace, atomic_path, write_parquet
 from schemas import columns as C
 from schemas.config import CurateConfig, config_hash
 
@@ -109,9 +109,8 @@ class _PartOutput:
     """One stage's output file of one part, written a chunk at a time to a temp name that the caller's
     `atomic_path` renames once every chunk is in; tagged with the settings hash and the stamp."""
 
-    def __init__(self, stage: Stage, tmp: Path, settings_hash: str, stamp: str) -> None:
-        self.stage, self.tmp = stage, tmp
-        self.meta = {CONFIG_HASH_KEY: settings_hash.encode(), STAMP_KEY: stamp.encode()}
+    def __init__(self, stage: Stage, tmp: Path, tags: dict[bytes, bytes]) -> None:
+        self.stage, self.tmp, self.tags = stage, tmp, tags
         self.writer: pq.ParquetWriter | None = None
         self.empty: pa.Table | None = None  # an empty chunk's output: written only when no chunk has rows
 
@@ -140,12 +139,17 @@ class _PartOutput:
             table = self.stage.on_disk(table)
         if self.writer is None:
             schema = _typed(table.schema, self.stage.writes)
-            schema = schema.with_metadata(dict(schema.metadata or {}) | self.meta)
-            opts = self.stage.parquet if self.stage.parquet is not None else {"compression": "zstd"}
+            schema = schema.with_metadata(dict(schema.metadata or {}) | self.tags)
+            opts = self.stage.parquet if self.stage.parquet is not None else PARQUET_OPTIONS
             self.writer = pq.ParquetWriter(self.tmp, schema, **opts)
         if not table.schema.equals(self.writer.schema, check_metadata=False):
             table = table.cast(self.writer.schema)
         self.writer.write_table(table, row_group_size=CHUNK_ROWS)
+
+
+def _tags(stage: Stage, cfg: CurateConfig, stamp: str) -> dict[bytes, bytes]:
+    """Schema metadata of a stage output: the hash of the settings it was made with, and its stamp."""
+    return {CONFIG_HASH_KEY: config_hash(stage.settings(cfg)).encode(), STAMP_KEY: stamp.encode()}
 
 
 def _typed(schema: pa.Schema, declared: pa.Schema) -> pa.Schema:
@@ -202,10 +206,7 @@ def _stream_part(
     with ExitStack() as stack:
         outs = {
             s.name: _PartOutput(
-                s,
-                stack.enter_context(atomic_path(ws.part_path(s.name, part))),
-                config_hash(s.settings(cfg)),
-                stamps[s.name],
+                s, stack.enter_context(atomic_path(ws.part_path(s.name, part))), _tags(s, cfg, stamps[s.name])
             )
             for s in todo
         }
@@ -304,8 +305,8 @@ def run_global(stage: Stage, ws: Workspace, cfg: CurateConfig) -> bool:
         return False
     assert stage.global_fn is not None
     table = stage.global_fn(ws.root, cfg)
-    meta = dict(table.schema.metadata or {}) | {STAMP_KEY: stamp.encode()}
-    write_parquet(table.replace_schema_metadata(meta), out, config_hash(stage.settings(cfg)))
+    meta = dict(table.schema.metadata or {}) | _tags(stage, cfg, stamp)
+    write_parquet(table.replace_schema_metadata(meta), out)
     return True
 
 

@@ -249,6 +249,9 @@ def read_rows(files: list[Path], columns: list[str], ids: pa.Array | None = None
     return dataset.to_table(columns=columns, filter=None if ids is None else pc.field(C.ID).isin(ids))
 
 
+PARQUET_OPTIONS = {"compression": "zstd"}  # how workspace tables are written (write_parquet, a stage's parts)
+
+
 def write_parquet(table: pa.Table, path: Path, config_hash: str | None = None) -> Path:
     """Write a table atomically, tagging it with the config hash that produced it."""
     if config_hash is not None:
@@ -256,7 +259,7 @@ def write_parquet(table: pa.Table, path: Path, config_hash: str | None = None) -
         meta[CONFIG_HASH_KEY] = config_hash.encode()
         table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
     return path
 
 
